@@ -1,0 +1,155 @@
+export interface BatcherOptions {
+  /** A batch is cut as soon as it holds this many items. */
+  maxRows: number;
+  /** A batch becomes due this long after its first item arrived, milliseconds; 0 = at once. */
+  lingerMs: number;
+  /** add() callers should wait (waitForCapacity) while this many items are accepted but not released. */
+  maxPending: number;
+}
+
+/**
+ * Gathers items into batches for a single consumer that pulls them with next().
+ *
+ * A batch is handed out when it is full (maxRows) or due (lingerMs after its first item), whichever
+ * comes first. A due batch that the consumer is not yet ready for keeps filling up to maxRows, so a
+ * busy consumer gets bigger batches rather than a queue of small ones. Items leave in the order they
+ * were added, so per-partition order holds as long as one consumer processes batches in order.
+ *
+ * Backpressure: every item counts as pending from add() until the consumer calls release() for it,
+ * i.e. until its result is safely written. Producers await waitForCapacity() before adding more.
+ */
+export class MicroBatcher<T> {
+  readonly #options: BatcherOptions;
+  #current: T[] = [];
+  #currentDue = false;
+  readonly #full: T[][] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #waiter: ((batch: T[] | undefined) => void) | undefined;
+  #pending = 0;
+  #capacityWaiters: (() => void)[] = [];
+  #closed = false;
+
+  constructor(options: BatcherOptions) {
+    if (!Number.isInteger(options.maxRows) || options.maxRows < 1) {
+      throw new RangeError(`maxRows must be a whole number >= 1, got ${options.maxRows}`);
+    }
+    if (!(options.lingerMs >= 0)) throw new RangeError(`lingerMs must be >= 0, got ${options.lingerMs}`);
+    if (!(options.maxPending >= 1))
+      throw new RangeError(`maxPending must be >= 1, got ${options.maxPending}`);
+    this.#options = { ...options };
+  }
+
+  /** Items accepted and not yet released. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Items waiting to be handed out (not yet taken by next()). */
+  get queued(): number {
+    return this.#current.length + this.#full.reduce((sum, batch) => sum + batch.length, 0);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  hasCapacity(): boolean {
+    return this.#pending < this.#options.maxPending;
+  }
+
+  add(item: T): void {
+    if (this.#closed) throw new Error('MicroBatcher.add after close()');
+    this.#current.push(item);
+    this.#pending += 1;
+    if (this.#current.length === 1) {
+      if (this.#options.lingerMs === 0) this.#currentDue = true;
+      else this.#timer = setTimeout(this.#onLinger, this.#options.lingerMs);
+    }
+    if (this.#current.length >= this.#options.maxRows) this.#cut();
+    this.#wake();
+  }
+
+  /**
+   * The next batch, once one is full or due; undefined once close() was called and every item
+   * was handed out. One consumer at a time.
+   */
+  next(): Promise<T[] | undefined> {
+    if (this.#waiter !== undefined) throw new Error('MicroBatcher.next: another next() is still waiting');
+    const ready = this.#take();
+    if (ready !== undefined) return Promise.resolve(ready);
+    if (this.#closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  /** Marks items as finished (written or dead-lettered), freeing capacity. */
+  release(count: number): void {
+    this.#pending -= count;
+    if (this.#pending < 0)
+      throw new Error(`MicroBatcher.release: released ${-this.#pending} more than added`);
+    if (this.hasCapacity() && this.#capacityWaiters.length > 0) {
+      const waiters = this.#capacityWaiters;
+      this.#capacityWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** Resolves when pending items are below maxPending. */
+  waitForCapacity(): Promise<void> {
+    if (this.hasCapacity()) return Promise.resolve();
+    return new Promise((resolve) => this.#capacityWaiters.push(resolve));
+  }
+
+  /** Makes what is queued due at once (for shutdown or a drain). */
+  flush(): void {
+    if (this.#current.length > 0) this.#currentDue = true;
+    this.#wake();
+  }
+
+  /** No more items will come: everything queued is handed out, then next() yields undefined. */
+  close(): void {
+    this.#closed = true;
+    this.flush();
+    if (this.#waiter !== undefined && this.queued === 0) {
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter(undefined);
+    }
+    const waiters = this.#capacityWaiters;
+    this.#capacityWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  readonly #onLinger = (): void => {
+    this.#timer = undefined;
+    this.#currentDue = true;
+    this.#wake();
+  };
+
+  #cut(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#full.push(this.#current);
+    this.#current = [];
+    this.#currentDue = false;
+  }
+
+  #take(): T[] | undefined {
+    if (this.#full.length > 0) return this.#full.shift();
+    if (this.#current.length > 0 && (this.#currentDue || this.#closed)) {
+      this.#cut();
+      return this.#full.shift();
+    }
+    return undefined;
+  }
+
+  #wake(): void {
+    if (this.#waiter === undefined) return;
+    const ready = this.#take();
+    if (ready === undefined) return;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter(ready);
+  }
+}

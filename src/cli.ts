@@ -1,0 +1,201 @@
+#!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadConfig } from './config/load.js';
+import { OPTIONS, flagName, type Config, type OptionName, type OptionSpec } from './config/options.js';
+import { ErrorCodes, StreamscoreError, isStreamscoreError } from './errors.js';
+
+interface CommandSpec {
+  summary: string;
+  usage: string;
+  /** Command-specific flags (beyond the shared settings), with their help text. */
+  flags: Record<string, { type: 'string' | 'boolean'; help: string; default?: string }>;
+  run(
+    config: Config,
+    flags: Record<string, string | boolean | undefined>,
+    positionals: string[],
+  ): Promise<number>;
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  serve: {
+    summary: 'Consume feature events, score them in micro-batches, publish predictions.',
+    usage: 'streamscore serve [--model NAME] [--batch-max-rows N] [--batch-linger-ms MS] [...settings]',
+    flags: {},
+    run: async (config) => (await import('./commands/serve.js')).serve(config),
+  },
+  produce: {
+    summary: 'Write synthetic feature events for the configured model (load generator).',
+    usage: 'streamscore produce [--count N] [--rate EVENTS_PER_S] [--keys N] [--seed N] [...settings]',
+    flags: {
+      count: { type: 'string', help: 'Events to write.', default: '1000' },
+      rate: { type: 'string', help: 'Events per second; 0 = as fast as possible.', default: '0' },
+      keys: { type: 'string', help: 'Distinct entity keys.', default: '1000' },
+      seed: { type: 'string', help: 'Random seed; the same seed writes the same features.', default: '1' },
+      'run-id': { type: 'string', help: 'Prefix of request ids (default: random).' },
+      spec: { type: 'string', help: 'Feature distribution file (default training/<model>_features.json).' },
+    },
+    run: async (config, flags) =>
+      (await import('./commands/produce.js')).produce(config, {
+        count: wholeNumber(flags, 'count', 1),
+        rate: wholeNumber(flags, 'rate', 0),
+        keys: wholeNumber(flags, 'keys', 1),
+        seed: wholeNumber(flags, 'seed', 0),
+        runId: typeof flags['run-id'] === 'string' ? flags['run-id'] : randomBytes(4).toString('hex'),
+        spec: typeof flags.spec === 'string' ? flags.spec : undefined,
+      }),
+  },
+  tail: {
+    summary: 'Print records of a topic as JSON lines, decoded (predictions by default).',
+    usage: 'streamscore tail [--topic NAME] [--count N] [--timeout-ms MS] [...settings]',
+    flags: {
+      topic: { type: 'string', help: 'Topic to read (default: the predictions topic).' },
+      count: { type: 'string', help: 'Stop after this many records.', default: '10' },
+      'timeout-ms': { type: 'string', help: 'Stop after this long, milliseconds.', default: '10000' },
+    },
+    run: async (config, flags) =>
+      (await import('./commands/tail.js')).tail(config, {
+        topic: typeof flags.topic === 'string' ? flags.topic : config.predictionsTopic,
+        count: wholeNumber(flags, 'count', 1),
+        timeoutMs: wholeNumber(flags, 'timeout-ms', 1),
+      }),
+  },
+  models: {
+    summary: 'Model repository: `models list` loads and checks every version on disk.',
+    usage: 'streamscore models list [--models-dir DIR]',
+    flags: {},
+    run: async (config, _flags, positionals) => {
+      if (positionals[0] !== 'list') {
+        throw new StreamscoreError(
+          'USAGE',
+          `unknown models subcommand ${JSON.stringify(positionals[0] ?? '')}; expected: list`,
+        );
+      }
+      return (await import('./commands/models.js')).listModels(config);
+    },
+  },
+};
+
+function wholeNumber(flags: Record<string, unknown>, name: string, min: number): number {
+  const value = Number(flags[name]);
+  if (!Number.isInteger(value) || value < min) {
+    throw new StreamscoreError(
+      'USAGE',
+      `--${name}: ${JSON.stringify(flags[name])} is not a whole number >= ${min}`,
+    );
+  }
+  return value;
+}
+
+function settingsHelp(): string {
+  const lines = (Object.keys(OPTIONS) as OptionName[]).map((name) => {
+    const spec: OptionSpec = OPTIONS[name];
+    const shown =
+      spec.secret === true || spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
+    return `  --${flagName(name)}, ${spec.env}\n      ${spec.description}${shown}`;
+  });
+  return `Settings (flag, or environment variable, or key in --config FILE):\n${lines.join('\n')}`;
+}
+
+function help(command?: string): string {
+  if (command !== undefined && command in COMMANDS) {
+    const spec = COMMANDS[command]!;
+    const own = Object.entries(spec.flags).map(
+      ([flag, f]) =>
+        `  --${flag}\n      ${f.help}${f.default !== undefined ? ` (default: ${f.default})` : ''}`,
+    );
+    return [
+      `${spec.summary}\n\nUsage: ${spec.usage}`,
+      own.length > 0 ? `Options:\n${own.join('\n')}` : '',
+      '  --config FILE\n      JSON file of settings (camelCase keys).',
+      settingsHelp(),
+    ]
+      .filter(Boolean)
+      .join('\n\n');
+  }
+  const list = Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(8)} ${spec.summary}`);
+  return `streamscore: event-streaming inference on Kafka with ONNX models.\n\nUsage: streamscore <command> [options]\n\nCommands:\n${list.join('\n')}\n\nRun \`streamscore <command> --help\` for its options and settings.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${help(rest[0])}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  const spec = COMMANDS[command];
+  if (spec === undefined) {
+    throw new StreamscoreError(
+      'USAGE',
+      `unknown command ${JSON.stringify(command)}; expected one of ${Object.keys(COMMANDS).join(', ')}`,
+    );
+  }
+  const options: NonNullable<ParseArgsConfig['options']> = {
+    help: { type: 'boolean', short: 'h' },
+    config: { type: 'string' },
+  };
+  for (const [flag, f] of Object.entries(spec.flags))
+    options[flag] = { type: f.type, ...(f.default !== undefined ? { default: f.default } : {}) };
+  for (const name of Object.keys(OPTIONS)) options[flagName(name)] = { type: 'string' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new StreamscoreError(
+      'USAGE',
+      `${(error as Error).message}\nRun \`streamscore ${command} --help\`.`,
+    );
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help === true) {
+    process.stdout.write(`${help(command)}\n`);
+    return 0;
+  }
+  const flags: Partial<Record<OptionName, string>> = {};
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const value = values[flagName(name)];
+    if (typeof value === 'string') flags[name] = value;
+  }
+  const config = loadConfig({
+    ...(typeof values.config === 'string' ? { file: values.config } : {}),
+    flags,
+  });
+  return spec.run(config, values, parsed.positionals);
+}
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 nothing found (tail). */
+function exitCodeFor(error: unknown): number {
+  return isStreamscoreError(error) && (error.code === 'USAGE' || error.code === 'CONFIG_INVALID') ? 2 : 1;
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    // Exit explicitly: a client library's lingering timer must not keep a finished command alive.
+    (code) => process.exit(code),
+    (error: unknown) => {
+      if (isStreamscoreError(error)) {
+        const cause = error.cause instanceof Error ? `\n  cause: ${error.cause.message}` : '';
+        process.stderr.write(
+          `streamscore: ${error.code} (${ErrorCodes[error.code]}): ${error.message}${cause}\n`,
+        );
+      } else {
+        process.stderr.write(
+          `streamscore: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        );
+      }
+      process.exit(exitCodeFor(error));
+    },
+  );
+}

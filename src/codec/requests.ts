@@ -1,0 +1,143 @@
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { describeError } from '../errors.js';
+import { isRegistryNotFound, isRegistryTransient } from './registry.js';
+
+/** Why an event could not be scored; each becomes a dead-letter record and a metric label. */
+export const RejectReasons = {
+  EMPTY_VALUE: 'the record has no value (null or zero bytes)',
+  BAD_FRAMING: 'the value does not start with the schema-registry magic byte 0 and a 4-byte schema id',
+  UNKNOWN_SCHEMA_ID: 'the schema id in the value is not known to the registry',
+  UNDECODABLE: 'the bytes do not decode with the schema they name',
+  SCHEMA_MISMATCH: 'the record is not a FeatureEvent (a required field is missing)',
+  WRONG_TYPE: 'a field or feature has the wrong type',
+  MISSING_FEATURE: 'a feature the model needs is absent',
+  NON_FINITE_FEATURE: 'a feature is NaN or infinite',
+  INFERENCE_FAILED: 'the model failed on the batch holding this event',
+} as const;
+
+export type RejectReason = keyof typeof RejectReasons;
+
+export interface FeatureEvent {
+  request_id: string;
+  entity_key: string;
+  /** Epoch milliseconds. */
+  event_time: number;
+  features: Record<string, number>;
+}
+
+export type DecodeResult =
+  | { ok: true; event: FeatureEvent }
+  | { ok: false; reason: RejectReason; stage: 'decode' | 'validate'; message: string };
+
+const MAGIC_BYTE = 0;
+const HEADER_BYTES = 5;
+
+/**
+ * Turns one requests-topic value into a checked FeatureEvent, or says exactly why not.
+ * Decoding goes through the registry client (which caches schemas by id); the writer's schema is
+ * used as is, so producers may add optional fields without breaking serving.
+ *
+ * Registry failures that may pass (network, 5xx) are thrown, not rejected: the caller retries,
+ * because dead-lettering good events while the registry restarts would lose them for users.
+ */
+export class RequestDecoder {
+  readonly #registry: SchemaRegistry;
+  readonly #features: readonly string[];
+
+  constructor(registry: SchemaRegistry, requiredFeatures: readonly string[]) {
+    this.#registry = registry;
+    this.#features = requiredFeatures;
+  }
+
+  async decode(value: Buffer | null): Promise<DecodeResult> {
+    if (value === null || value.length === 0)
+      return reject('EMPTY_VALUE', 'decode', RejectReasons.EMPTY_VALUE);
+    if (value.length < HEADER_BYTES || value[0] !== MAGIC_BYTE) {
+      return reject(
+        'BAD_FRAMING',
+        'decode',
+        `expected magic byte 0 and a 4-byte schema id, got ${value.length} bytes starting 0x${value.subarray(0, 5).toString('hex')}`,
+      );
+    }
+    let decoded: unknown;
+    try {
+      decoded = await this.#registry.decode(value);
+    } catch (error) {
+      if (isRegistryNotFound(error)) {
+        return reject(
+          'UNKNOWN_SCHEMA_ID',
+          'decode',
+          `schema id ${value.readInt32BE(1)} is not in the registry`,
+        );
+      }
+      if (isRegistryTransient(error)) throw error;
+      return reject('UNDECODABLE', 'decode', `schema id ${value.readInt32BE(1)}: ${describeError(error)}`);
+    }
+    return this.validate(decoded);
+  }
+
+  /** Checks a decoded record against the FeatureEvent contract and the model's feature list. */
+  validate(record: unknown): DecodeResult {
+    if (typeof record !== 'object' || record === null) {
+      return reject('SCHEMA_MISMATCH', 'validate', `expected a record, got ${typeof record}`);
+    }
+    const fields = record as Record<string, unknown>;
+    for (const field of ['request_id', 'entity_key', 'event_time', 'features']) {
+      if (!(field in fields)) return reject('SCHEMA_MISMATCH', 'validate', `field "${field}" is missing`);
+    }
+    const { request_id, entity_key, event_time, features } = fields;
+    if (typeof request_id !== 'string' || request_id === '') {
+      return reject(
+        'WRONG_TYPE',
+        'validate',
+        `"request_id" must be a non-empty string, got ${kindOf(request_id)}`,
+      );
+    }
+    if (typeof entity_key !== 'string') {
+      return reject('WRONG_TYPE', 'validate', `"entity_key" must be a string, got ${kindOf(entity_key)}`);
+    }
+    const time = typeof event_time === 'bigint' ? Number(event_time) : event_time;
+    if (typeof time !== 'number' || !Number.isFinite(time)) {
+      return reject(
+        'WRONG_TYPE',
+        'validate',
+        `"event_time" must be epoch milliseconds, got ${kindOf(event_time)}`,
+      );
+    }
+    if (typeof features !== 'object' || features === null || Array.isArray(features)) {
+      return reject(
+        'WRONG_TYPE',
+        'validate',
+        `"features" must be a map of name to number, got ${kindOf(features)}`,
+      );
+    }
+    const values = features as Record<string, unknown>;
+    for (const name of this.#features) {
+      const value = values[name];
+      if (value === undefined || value === null) {
+        return reject('MISSING_FEATURE', 'validate', `feature "${name}" is missing`);
+      }
+      if (typeof value !== 'number') {
+        return reject('WRONG_TYPE', 'validate', `feature "${name}" must be a number, got ${kindOf(value)}`);
+      }
+      if (!Number.isFinite(value)) {
+        return reject('NON_FINITE_FEATURE', 'validate', `feature "${name}" is ${value}`);
+      }
+    }
+    return {
+      ok: true,
+      event: { request_id, entity_key, event_time: time, features: values as Record<string, number> },
+    };
+  }
+}
+
+function reject(reason: RejectReason, stage: 'decode' | 'validate', message: string): DecodeResult {
+  return { ok: false, reason, stage, message };
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`;
+  return typeof value;
+}

@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CompressionTypes, Partitioners, type Message } from 'kafkajs';
+import { createRegistry, readSchemaFile, registerValueSchema } from '../codec/registry.js';
+import type { Config } from '../config/options.js';
+import { StreamscoreError } from '../errors.js';
+import { connectAdmin, createKafka, ensureTopics } from '../kafka/client.js';
+import { ModelRepository } from '../models/repository.js';
+import { EventGenerator, readFeatureSpecs } from '../produce/generator.js';
+import { createLogger } from '../telemetry/logger.js';
+
+export interface ProduceOptions {
+  count: number;
+  /** Events per second; 0 sends as fast as the broker takes them. */
+  rate: number;
+  keys: number;
+  seed: number;
+  runId: string;
+  /** Feature spec file; default training/<model>_features.json when it exists. */
+  spec?: string | undefined;
+}
+
+/** Records per produce request: large enough to amortise the round trip, small enough to pace. */
+const CHUNK = 500;
+
+/** `streamscore produce`: writes synthetic FeatureEvents for the configured model's features. */
+export async function produce(config: Config, options: ProduceOptions): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  const repository = new ModelRepository(config.modelsDir);
+  const version = await repository.resolveVersion(config.model, config.modelVersion);
+  const { metadata } = await repository.load(config.model, version);
+  const specPath = options.spec ?? join('training', `${config.model}_features.json`);
+  if (options.spec !== undefined && !existsSync(specPath)) {
+    throw new StreamscoreError('CONFIG_INVALID', `--spec: ${specPath} does not exist`);
+  }
+  const specs = existsSync(specPath) ? readFeatureSpecs(specPath) : [];
+  const generator = new EventGenerator({
+    featureNames: metadata.inputs[0]!.features,
+    specs,
+    seed: options.seed,
+    keys: options.keys,
+    runId: options.runId,
+  });
+
+  const kafka = createKafka(config, logger);
+  const admin = await connectAdmin(kafka, config);
+  try {
+    if (config.createTopics) await ensureTopics(admin, [config.requestsTopic], config.topicPartitions);
+  } finally {
+    await admin.disconnect();
+  }
+  const registry = createRegistry({
+    url: config.schemaRegistryUrl,
+    username: config.schemaRegistryUsername,
+    password: config.schemaRegistryPassword,
+  });
+  const schemaId = await registerValueSchema(
+    registry,
+    config.requestsTopic,
+    await readSchemaFile('feature-event.avsc'),
+  );
+  // The Java client's partitioner, so keys land where any other producer would put them.
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  const started = performance.now();
+  try {
+    let sent = 0;
+    while (sent < options.count) {
+      const size = Math.min(CHUNK, options.count - sent);
+      if (options.rate > 0) {
+        // Pace by schedule, not by sleeping a fixed time per chunk, so slow sends do not drift.
+        const due = started + (sent / options.rate) * 1_000;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+      const messages: Message[] = [];
+      const chunk = options.rate > 0 ? Math.min(size, Math.max(1, Math.ceil(options.rate / 50))) : size;
+      for (let i = 0; i < chunk; i += 1) {
+        const event = generator.next();
+        messages.push({ key: event.entity_key, value: await registry.encode(schemaId, event) });
+      }
+      await producer.send({
+        topic: config.requestsTopic,
+        messages,
+        acks: -1,
+        compression: CompressionTypes.None,
+      });
+      sent += chunk;
+    }
+    const seconds = (performance.now() - started) / 1_000;
+    logger.info(
+      {
+        topic: config.requestsTopic,
+        count: sent,
+        seconds: Number(seconds.toFixed(3)),
+        rate: Math.round(sent / seconds),
+      },
+      `produced ${sent} events to ${config.requestsTopic}`,
+    );
+    return 0;
+  } finally {
+    await producer.disconnect();
+    logger.flush();
+  }
+}

@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import { createRegistry } from '../codec/registry.js';
+import type { Config } from '../config/options.js';
+import { describeError } from '../errors.js';
+import { createKafka } from '../kafka/client.js';
+import { createLogger } from '../telemetry/logger.js';
+
+export interface TailOptions {
+  topic: string;
+  count: number;
+  timeoutMs: number;
+}
+
+/**
+ * `streamscore tail`: prints records of a topic as JSON lines, values decoded through the registry
+ * (dead-letter records show their headers and the raw value as base64). It reads from the start
+ * with a throw-away group and commits nothing, so it never disturbs serve replicas.
+ */
+export async function tail(config: Config, options: TailOptions): Promise<number> {
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const kafka = createKafka(config, logger);
+  const registry = createRegistry({
+    url: config.schemaRegistryUrl,
+    username: config.schemaRegistryUsername,
+    password: config.schemaRegistryPassword,
+  });
+  const consumer = kafka.consumer({ groupId: `streamscore-tail-${randomUUID()}`, maxWaitTimeInMs: 250 });
+  await consumer.connect();
+  let printed = 0;
+  try {
+    await consumer.subscribe({ topic: options.topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, options.timeoutMs);
+      consumer
+        .run({
+          autoCommit: false,
+          eachMessage: async ({ partition, message }) => {
+            if (printed >= options.count) return;
+            const headers: Record<string, string> = {};
+            for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
+            let value: unknown;
+            try {
+              value = message.value === null ? null : await registry.decode(message.value);
+            } catch (error) {
+              value = { undecodable: describeError(error), base64: message.value?.toString('base64') };
+            }
+            const line = {
+              partition,
+              offset: message.offset,
+              key: message.key?.toString() ?? null,
+              headers,
+              value,
+            };
+            process.stdout.write(
+              `${JSON.stringify(line, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}\n`,
+            );
+            printed += 1;
+            if (printed >= options.count) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return printed > 0 ? 0 : 3;
+}

@@ -1,0 +1,237 @@
+/**
+ * The one list of settings. Each is read, in increasing precedence, from its default, the JSON
+ * config file (`--config`, camelCase keys), the environment (the `env` name) and the command line
+ * (`--kebab-case`). README.md's configuration table is checked against this list by a unit test.
+ */
+export type OptionKind = 'string' | 'integer' | 'number' | 'boolean' | 'list';
+
+export interface OptionSpec {
+  kind: OptionKind;
+  env: string;
+  default?: string | number | boolean | readonly string[];
+  /** Allowed values for a string option. */
+  choices?: readonly string[];
+  min?: number;
+  max?: number;
+  secret?: boolean;
+  description: string;
+}
+
+export const OPTIONS = {
+  kafkaBrokers: {
+    kind: 'list',
+    env: 'KAFKA_BROKERS',
+    default: ['127.0.0.1:9092'],
+    description: 'Comma-separated bootstrap brokers, host:port.',
+  },
+  kafkaClientId: {
+    kind: 'string',
+    env: 'KAFKA_CLIENT_ID',
+    default: 'streamscore',
+    description: 'Kafka client id.',
+  },
+  kafkaSsl: {
+    kind: 'boolean',
+    env: 'KAFKA_SSL',
+    default: false,
+    description: 'Connect to the brokers over TLS.',
+  },
+  kafkaSaslMechanism: {
+    kind: 'string',
+    env: 'KAFKA_SASL_MECHANISM',
+    default: 'none',
+    choices: ['none', 'plain', 'scram-sha-256', 'scram-sha-512'],
+    description: 'SASL mechanism; none disables SASL.',
+  },
+  kafkaSaslUsername: {
+    kind: 'string',
+    env: 'KAFKA_SASL_USERNAME',
+    default: '',
+    description: 'SASL user name.',
+  },
+  kafkaSaslPassword: {
+    kind: 'string',
+    env: 'KAFKA_SASL_PASSWORD',
+    default: '',
+    secret: true,
+    description: 'SASL password.',
+  },
+  kafkaConnectTimeoutMs: {
+    kind: 'integer',
+    env: 'KAFKA_CONNECT_TIMEOUT_MS',
+    default: 10_000, // ten seconds
+    min: 100,
+    description: 'How long to wait for the cluster at start-up before giving up, milliseconds.',
+  },
+  schemaRegistryUrl: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_URL',
+    default: 'http://127.0.0.1:8081/apis/ccompat/v7',
+    description: 'Base URL of the Confluent-compatible schema registry API.',
+  },
+  schemaRegistryUsername: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_USERNAME',
+    default: '',
+    description: 'Basic-auth user for the registry.',
+  },
+  schemaRegistryPassword: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_PASSWORD',
+    default: '',
+    secret: true,
+    description: 'Basic-auth password for the registry.',
+  },
+  requestsTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_REQUESTS_TOPIC',
+    default: 'streamscore.requests',
+    description: 'Topic of FeatureEvent records to score.',
+  },
+  predictionsTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_PREDICTIONS_TOPIC',
+    default: 'streamscore.predictions',
+    description: 'Topic the Prediction records are written to.',
+  },
+  deadLetterTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_DLQ_TOPIC',
+    default: 'streamscore.dlq',
+    description: 'Topic for events that cannot be scored, with the reason in headers.',
+  },
+  groupId: {
+    kind: 'string',
+    env: 'STREAMSCORE_GROUP_ID',
+    default: 'streamscore-serve',
+    description: 'Consumer group shared by all serve replicas.',
+  },
+  createTopics: {
+    kind: 'boolean',
+    env: 'STREAMSCORE_CREATE_TOPICS',
+    default: true,
+    description: 'Create missing topics at start-up (with topicPartitions partitions).',
+  },
+  topicPartitions: {
+    kind: 'integer',
+    env: 'STREAMSCORE_TOPIC_PARTITIONS',
+    default: 6,
+    min: 1,
+    max: 10_000,
+    description: 'Partitions for topics that serve or produce creates.',
+  },
+  fromBeginning: {
+    kind: 'boolean',
+    env: 'STREAMSCORE_FROM_BEGINNING',
+    default: true,
+    description: 'Where a new consumer group starts: the earliest offset (true) or the latest.',
+  },
+  modelsDir: {
+    kind: 'string',
+    env: 'STREAMSCORE_MODELS_DIR',
+    default: 'models',
+    description: 'Model repository folder: <name>/<version>/model.onnx + model.json.',
+  },
+  model: {
+    kind: 'string',
+    env: 'STREAMSCORE_MODEL',
+    default: 'fraud',
+    description: 'Name of the model to serve.',
+  },
+  modelVersion: {
+    kind: 'string',
+    env: 'STREAMSCORE_MODEL_VERSION',
+    default: 'latest',
+    description: 'Version to serve: latest (highest on disk) or a version folder name.',
+  },
+  batchMaxRows: {
+    kind: 'integer',
+    env: 'STREAMSCORE_BATCH_MAX_ROWS',
+    default: 256,
+    min: 1,
+    max: 100_000,
+    description: 'A batch is scored as soon as it holds this many events.',
+  },
+  batchLingerMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_BATCH_LINGER_MS',
+    default: 5,
+    min: 0,
+    max: 60_000,
+    description: 'A batch is scored at most this long after its first event arrived, milliseconds.',
+  },
+  maxPendingEvents: {
+    kind: 'integer',
+    env: 'STREAMSCORE_MAX_PENDING_EVENTS',
+    default: 8_192,
+    min: 1,
+    description: 'Fetching stops while this many consumed events are not yet published (backpressure).',
+  },
+  inferenceThreads: {
+    kind: 'integer',
+    env: 'STREAMSCORE_INFERENCE_THREADS',
+    default: 0,
+    min: 0,
+    max: 256,
+    description: 'ONNX Runtime intra-op threads; 0 lets the runtime choose (one per core).',
+  },
+  executionProvider: {
+    kind: 'string',
+    env: 'STREAMSCORE_EXECUTION_PROVIDER',
+    default: 'cpu',
+    choices: ['cpu', 'cuda'],
+    description: 'ONNX Runtime execution provider; cuda needs the CUDA binaries (see README).',
+  },
+  commitIntervalMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_COMMIT_INTERVAL_MS',
+    default: 500,
+    min: 0,
+    max: 60_000,
+    description: 'At most one offset commit per this interval, milliseconds; 0 commits after every batch.',
+  },
+  metricsPort: {
+    kind: 'integer',
+    env: 'STREAMSCORE_METRICS_PORT',
+    default: 9464,
+    min: 0,
+    max: 65_535,
+    description: 'HTTP port for /metrics, /healthz and /readyz; 0 picks a free port.',
+  },
+  metricsHost: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_HOST',
+    default: '0.0.0.0',
+    description: 'Address the metrics server listens on.',
+  },
+  shutdownTimeoutMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_SHUTDOWN_TIMEOUT_MS',
+    default: 30_000, // thirty seconds
+    min: 0,
+    description: 'On SIGTERM, how long in-flight work may take to finish before the process exits anyway.',
+  },
+  logLevel: {
+    kind: 'string',
+    env: 'STREAMSCORE_LOG_LEVEL',
+    default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    description: 'pino log level.',
+  },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+type ValueOf<S extends OptionSpec> = S['kind'] extends 'list'
+  ? readonly string[]
+  : S['kind'] extends 'boolean'
+    ? boolean
+    : S['kind'] extends 'integer' | 'number'
+      ? number
+      : string;
+
+export type Config = { readonly [K in OptionName]: ValueOf<(typeof OPTIONS)[K]> };
+
+export function flagName(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

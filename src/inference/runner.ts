@@ -1,0 +1,166 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { StreamscoreError } from '../errors.js';
+import type { ModelMetadata, ModelVersion } from '../models/repository.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+export interface RunnerOptions {
+  executionProvider: ExecutionProvider;
+  /** Intra-op threads; 0 lets ONNX Runtime choose. */
+  threads: number;
+}
+
+/** Output name -> one value per row. */
+export type BatchOutputs = Map<string, Float64Array>;
+
+/**
+ * One loaded model version. score() takes a row-major float32 matrix (rows x features, in the
+ * order of metadata.inputs[0].features) and returns every declared output, one value per row.
+ */
+export class ModelRunner {
+  readonly metadata: ModelMetadata;
+  readonly featureNames: readonly string[];
+  readonly #session: ort.InferenceSession;
+  readonly #inputName: string;
+
+  private constructor(metadata: ModelMetadata, session: ort.InferenceSession) {
+    this.metadata = metadata;
+    this.featureNames = Object.freeze([...metadata.inputs[0]!.features]);
+    this.#session = session;
+    this.#inputName = metadata.inputs[0]!.tensor;
+  }
+
+  static async load(model: ModelVersion, options: RunnerOptions): Promise<ModelRunner> {
+    const { metadata } = model;
+    const context = { model: metadata.name, version: metadata.version, path: model.modelPath };
+    assertProviderAvailable(options.executionProvider);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(model.bytes, {
+        executionProviders: [options.executionProvider],
+        intraOpNumThreads: options.threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+    } catch (error) {
+      throw new StreamscoreError('MODEL_INVALID', `ONNX Runtime cannot load ${model.modelPath}`, {
+        cause: error,
+        context,
+      });
+    }
+    const runner = new ModelRunner(metadata, session);
+    try {
+      runner.#checkSignature();
+      // Warm-up: the first run allocates and is slow; it also proves the outputs are finite.
+      const outputs = await runner.score(new Float32Array(runner.featureNames.length * 2), 2);
+      for (const [name, values] of outputs) {
+        if (!values.every(Number.isFinite)) {
+          throw new StreamscoreError('MODEL_INVALID', `warm-up output "${name}" is not finite`, { context });
+        }
+      }
+    } catch (error) {
+      await session.release();
+      if (error instanceof StreamscoreError) throw error;
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        `Warm-up run of ${metadata.name}/${metadata.version} failed`,
+        {
+          cause: error,
+          context,
+        },
+      );
+    }
+    return runner;
+  }
+
+  async score(matrix: Float32Array, rows: number): Promise<BatchOutputs> {
+    const width = this.featureNames.length;
+    if (matrix.length !== rows * width) {
+      throw new RangeError(`score: matrix has ${matrix.length} values, expected ${rows} x ${width}`);
+    }
+    const input = new ort.Tensor('float32', matrix, [rows, width]);
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await this.#session.run({ [this.#inputName]: input });
+    } catch (error) {
+      throw new StreamscoreError('INFERENCE_FAILED', `ONNX Runtime failed on a batch of ${rows} rows`, {
+        cause: error,
+        context: { model: this.metadata.name, version: this.metadata.version },
+      });
+    }
+    const outputs: BatchOutputs = new Map();
+    for (const output of this.metadata.outputs) {
+      const tensor = results[output.tensor] as ort.Tensor | undefined;
+      if (tensor === undefined)
+        throw new Error(`output tensor "${output.tensor}" missing from the run's results`);
+      outputs.set(output.name, columnOf(tensor, output.column, rows));
+    }
+    return outputs;
+  }
+
+  async release(): Promise<void> {
+    await this.#session.release();
+  }
+
+  #checkSignature(): void {
+    const problems: string[] = [];
+    const context = { model: this.metadata.name, version: this.metadata.version };
+    if (!this.#session.inputNames.includes(this.#inputName)) {
+      problems.push(
+        `input "${this.#inputName}" not in the model (it has ${this.#session.inputNames.join(', ')})`,
+      );
+    }
+    for (const output of this.metadata.outputs) {
+      if (!this.#session.outputNames.includes(output.tensor)) {
+        problems.push(
+          `output "${output.tensor}" not in the model (it has ${this.#session.outputNames.join(', ')})`,
+        );
+      }
+    }
+    if (problems.length > 0) {
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        `model.json does not match the ONNX graph: ${problems.join('; ')}`,
+        {
+          context,
+        },
+      );
+    }
+  }
+}
+
+function columnOf(tensor: ort.Tensor, column: number | null, rows: number): Float64Array {
+  const data = tensor.data;
+  const width = tensor.dims.length > 1 ? Number(tensor.dims[1]) : 1;
+  const values = new Float64Array(rows);
+  const offset = column ?? 0;
+  if (offset >= width)
+    throw new Error(`output column ${offset} out of range: the tensor has ${width} columns`);
+  for (let row = 0; row < rows; row += 1) values[row] = Number(data[row * width + offset]);
+  return values;
+}
+
+/**
+ * CPU is always there. CUDA needs the provider libraries next to the binding, which npm installs
+ * only when asked (see README: GPU). Failing here gives one clear message instead of a native
+ * loader error deep inside session creation.
+ */
+export function assertProviderAvailable(provider: ExecutionProvider): void {
+  if (provider === 'cpu') return;
+  const require = createRequire(import.meta.url);
+  const binding = require.resolve('onnxruntime-node');
+  const root = dirname(dirname(binding));
+  const libDir = join(root, 'bin', `napi-v6`, process.platform, process.arch);
+  const library = join(libDir, 'libonnxruntime_providers_cuda.so');
+  if (process.platform !== 'linux' || !existsSync(library)) {
+    throw new StreamscoreError(
+      'EXECUTION_PROVIDER_UNAVAILABLE',
+      `Execution provider "cuda" is not installed (no ${library}). Install the CUDA build with ` +
+        '`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` on a machine with CUDA 12, or set ' +
+        'STREAMSCORE_EXECUTION_PROVIDER=cpu.',
+    );
+  }
+}

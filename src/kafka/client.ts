@@ -1,0 +1,90 @@
+import { Kafka, logLevel, type Admin, type ITopicConfig, type SASLOptions } from 'kafkajs';
+import type { Config } from '../config/options.js';
+import { StreamscoreError, describeError } from '../errors.js';
+import type { Logger } from '../telemetry/logger.js';
+
+export type KafkaSettings = Pick<
+  Config,
+  | 'kafkaBrokers'
+  | 'kafkaClientId'
+  | 'kafkaSsl'
+  | 'kafkaSaslMechanism'
+  | 'kafkaSaslUsername'
+  | 'kafkaSaslPassword'
+  | 'kafkaConnectTimeoutMs'
+>;
+
+/** kafkajs logs through pino; its INFO chatter (joins, commits) goes to debug. */
+export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+  const log = logger.child({ component: 'kafkajs' });
+  let sasl: SASLOptions | undefined;
+  if (settings.kafkaSaslMechanism !== 'none') {
+    sasl = {
+      mechanism: settings.kafkaSaslMechanism,
+      username: settings.kafkaSaslUsername,
+      password: settings.kafkaSaslPassword,
+    } as SASLOptions;
+  }
+  return new Kafka({
+    clientId: settings.kafkaClientId,
+    brokers: [...settings.kafkaBrokers],
+    ssl: settings.kafkaSsl,
+    ...(sasl ? { sasl } : {}),
+    connectionTimeout: Math.min(settings.kafkaConnectTimeoutMs, 10_000),
+    logLevel: logLevel.INFO,
+    logCreator:
+      () =>
+      ({ level, log: entry }) => {
+        const { message, ...rest } = entry;
+        if (level === logLevel.ERROR) log.error(rest, message);
+        else if (level === logLevel.WARN) log.warn(rest, message);
+        else log.debug(rest, message);
+      },
+  });
+}
+
+/**
+ * Connects an admin client within the configured time, or fails with a message naming the
+ * brokers, so a wrong KAFKA_BROKERS is a clear start-up error rather than endless retries.
+ */
+export async function connectAdmin(kafka: Kafka, settings: KafkaSettings): Promise<Admin> {
+  const admin = kafka.admin({ retry: { retries: 2, initialRetryTime: 200 } });
+  const deadline = settings.kafkaConnectTimeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      (async () => {
+        await admin.connect();
+        await admin.describeCluster();
+      })(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline);
+      }),
+    ]);
+    return admin;
+  } catch (error) {
+    await admin.disconnect().catch(() => undefined);
+    throw new StreamscoreError(
+      'KAFKA_UNAVAILABLE',
+      `Cannot reach Kafka at ${settings.kafkaBrokers.join(',')} (KAFKA_BROKERS): ${describeError(error)}`,
+      { cause: error, retriable: true },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Creates the topics that do not exist yet; existing ones are left as they are. */
+export async function ensureTopics(
+  admin: Admin,
+  topics: readonly string[],
+  partitions: number,
+): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = [...new Set(topics)].filter((topic) => !existing.has(topic));
+  if (missing.length === 0) return [];
+  const configs: ITopicConfig[] = missing.map((topic) => ({ topic, numPartitions: partitions }));
+  // createTopics answers false when a racing replica created them first; both outcomes are fine.
+  await admin.createTopics({ topics: configs, waitForLeaders: true });
+  return missing;
+}

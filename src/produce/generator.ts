@@ -1,0 +1,160 @@
+import { readFileSync } from 'node:fs';
+import type { FeatureEvent } from '../codec/requests.js';
+import { StreamscoreError } from '../errors.js';
+
+/** One feature's distribution, as in training/<model>_features.json (see training/README.md). */
+export interface FeatureSpec {
+  name: string;
+  kind: 'normal' | 'lognormal' | 'uniform' | 'uniform_int' | 'bernoulli' | 'poisson';
+  params: Record<string, number>;
+  clip?: { min?: number; max?: number };
+}
+
+/** Deterministic 32-bit PRNG (mulberry32): the same seed gives the same event stream everywhere. */
+export class Random {
+  #state: number;
+  #spare: number | undefined;
+
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  uniform(): number {
+    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
+    let t = this.#state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  }
+
+  /** Standard normal, Box-Muller (the second value of each pair is kept for the next call). */
+  normal(): number {
+    if (this.#spare !== undefined) {
+      const value = this.#spare;
+      this.#spare = undefined;
+      return value;
+    }
+    const u = 1 - this.uniform(); // (0, 1], so the log is finite
+    const v = this.uniform();
+    const radius = Math.sqrt(-2 * Math.log(u));
+    this.#spare = radius * Math.sin(2 * Math.PI * v);
+    return radius * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Poisson by multiplying uniforms (Knuth); fine for the small rates the specs use. */
+  poisson(lambda: number): number {
+    const limit = Math.exp(-lambda);
+    let k = 0;
+    let product = this.uniform();
+    while (product > limit) {
+      k += 1;
+      product *= this.uniform();
+    }
+    return k;
+  }
+}
+
+export function sampleFeature(spec: FeatureSpec, random: Random): number {
+  const p = spec.params;
+  let value: number;
+  switch (spec.kind) {
+    case 'normal':
+      value = p.mean! + p.std! * random.normal();
+      break;
+    case 'lognormal':
+      value = Math.exp(p.mu! + p.sigma! * random.normal());
+      break;
+    case 'uniform':
+      value = p.low! + (p.high! - p.low!) * random.uniform();
+      break;
+    case 'uniform_int':
+      value = Math.floor(p.low! + (p.high! - p.low! + 1) * random.uniform());
+      break;
+    case 'bernoulli':
+      value = random.uniform() < p.p! ? 1 : 0;
+      break;
+    case 'poisson':
+      value = random.poisson(p.lambda!);
+      break;
+  }
+  if (spec.clip?.min !== undefined) value = Math.max(value, spec.clip.min);
+  if (spec.clip?.max !== undefined) value = Math.min(value, spec.clip.max);
+  return value;
+}
+
+const KINDS = new Set(['normal', 'lognormal', 'uniform', 'uniform_int', 'bernoulli', 'poisson']);
+
+/** Reads a feature spec file; features it does not list are drawn standard normal. */
+export function readFeatureSpecs(path: string): FeatureSpec[] {
+  let parsed: { features?: unknown };
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8')) as { features?: unknown };
+  } catch (error) {
+    throw new StreamscoreError('CONFIG_INVALID', `Cannot read feature spec ${path}`, {
+      cause: error,
+      context: { path },
+    });
+  }
+  if (!Array.isArray(parsed.features)) {
+    throw new StreamscoreError('CONFIG_INVALID', `${path}: expected "features": [...]`, {
+      context: { path },
+    });
+  }
+  for (const feature of parsed.features as FeatureSpec[]) {
+    if (typeof feature.name !== 'string' || !KINDS.has(feature.kind)) {
+      throw new StreamscoreError(
+        'CONFIG_INVALID',
+        `${path}: feature ${JSON.stringify(feature.name)} has kind ${JSON.stringify(feature.kind)}; allowed: ${[...KINDS].join(', ')}`,
+      );
+    }
+  }
+  return parsed.features as FeatureSpec[];
+}
+
+export interface GeneratorOptions {
+  featureNames: readonly string[];
+  specs: readonly FeatureSpec[];
+  seed: number;
+  /** Distinct entity keys the events are spread over. */
+  keys: number;
+  /** Prefix of request ids, so several runs in one topic stay distinct. */
+  runId: string;
+}
+
+/** Synthetic FeatureEvents: the load generator for demos, tests and benchmarks. */
+export class EventGenerator {
+  readonly #random: Random;
+  readonly #samplers: ((random: Random) => number)[];
+  readonly #names: readonly string[];
+  readonly #options: GeneratorOptions;
+  #sequence = 0;
+
+  constructor(options: GeneratorOptions) {
+    this.#options = options;
+    this.#random = new Random(options.seed);
+    const byName = new Map(options.specs.map((spec) => [spec.name, spec]));
+    this.#names = options.featureNames;
+    this.#samplers = options.featureNames.map((name) => {
+      const spec = byName.get(name);
+      return spec === undefined
+        ? (random: Random) => random.normal()
+        : (random: Random) => sampleFeature(spec, random);
+    });
+  }
+
+  next(now = Date.now()): FeatureEvent {
+    const sequence = this.#sequence;
+    this.#sequence += 1;
+    const features: Record<string, number> = {};
+    for (let i = 0; i < this.#names.length; i += 1)
+      features[this.#names[i]!] = this.#samplers[i]!(this.#random);
+    const entity = Math.floor(this.#random.uniform() * this.#options.keys);
+    return {
+      request_id: `${this.#options.runId}-${sequence}`,
+      entity_key: `entity-${entity}`,
+      event_time: now,
+      features,
+    };
+  }
+}

@@ -1,0 +1,95 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Batch sizes in rows: powers of two up to the largest batch anyone should configure. */
+const ROW_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
+/** Inference time in seconds: 0.1 ms to 5 s. */
+const INFERENCE_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+/** End-to-end latency in seconds: 1 ms to 1 minute. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * The serve metrics, created on a registry that the caller owns (never the global one), so tests
+ * and several pipelines in one process do not collide.
+ */
+export function createServeMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    registry,
+    eventsConsumed: new Counter({
+      name: 'streamscore_events_consumed_total',
+      help: 'Records read from the requests topic.',
+      labelNames: ['topic'] as const,
+      registers,
+    }),
+    predictionsPublished: new Counter({
+      name: 'streamscore_predictions_published_total',
+      help: 'Predictions acknowledged by the broker.',
+      labelNames: ['model', 'version', 'route'] as const,
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: 'streamscore_dead_letters_total',
+      help: 'Records written to the dead-letter topic, by reason code.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    batchRows: new Histogram({
+      name: 'streamscore_batch_rows',
+      help: 'Rows per inference batch.',
+      labelNames: ['model', 'version'] as const,
+      buckets: ROW_BUCKETS,
+      registers,
+    }),
+    inferenceSeconds: new Histogram({
+      name: 'streamscore_inference_seconds',
+      help: 'ONNX Runtime time per batch, including tensor building.',
+      labelNames: ['model', 'version'] as const,
+      buckets: INFERENCE_BUCKETS,
+      registers,
+    }),
+    endToEndSeconds: new Histogram({
+      name: 'streamscore_end_to_end_seconds',
+      help: 'From the event time to the acknowledgement of its prediction.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    consumerLag: new Gauge({
+      name: 'streamscore_consumer_lag_messages',
+      help: 'High watermark minus the next offset to read, per partition, as of the last fetch.',
+      labelNames: ['topic', 'partition'] as const,
+      registers,
+    }),
+    pendingEvents: new Gauge({
+      name: 'streamscore_pending_events',
+      help: 'Events consumed but not yet published (the backpressure measure).',
+      registers,
+    }),
+    backpressureSeconds: new Counter({
+      name: 'streamscore_backpressure_seconds_total',
+      help: 'Time fetching was held back because too many events were pending.',
+      registers,
+    }),
+    commits: new Counter({
+      name: 'streamscore_offset_commits_total',
+      help: 'Offset commits, by result.',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    modelInfo: new Gauge({
+      name: 'streamscore_model_info',
+      help: 'The model version being served (value 1).',
+      labelNames: ['model', 'version', 'sha256'] as const,
+      registers,
+    }),
+  };
+}
+
+export type ServeMetrics = ReturnType<typeof createServeMetrics>;
+
+export function createRegistry(withProcessMetrics = true): Registry {
+  const registry = new Registry();
+  if (withProcessMetrics) collectDefaultMetrics({ register: registry, prefix: 'streamscore_' });
+  return registry;
+}
