@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { StreamscoreError } from '../errors.js';
 
 export type { SchemaRegistry };
@@ -42,21 +42,24 @@ export async function readSchemaFile(file: string): Promise<Record<string, unkno
 /**
  * Registers an Avro schema under `<topic>-value` (TopicNameStrategy) and returns its id.
  *
- * The client compares the subject's compatibility level with the one it was given before it
- * registers. Registries differ in what they answer for a subject without its own level (a 404, or
- * the global level), so we pass no level at all: the registry's own policy decides, as it would
- * for any other producer.
+ * The client compares the subject's compatibility level with the one it is given before it
+ * registers, and refuses on a mismatch. Registries answer that lookup differently: Confluent's
+ * gives 404 for a subject without a level of its own, Apicurio's gives the global level once the
+ * subject exists. So we read the level the registry reports and pass that: the client's check
+ * always agrees, and the registry's own compatibility policy still decides on the POST.
  */
 export async function registerValueSchema(
   registry: SchemaRegistry,
+  options: RegistryOptions,
   topic: string,
   schema: Record<string, unknown>,
 ): Promise<number> {
   const subject = `${topic}-value`;
   try {
+    const compatibility = await subjectCompatibility(options, subject);
     const { id } = await registry.register(
       { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-      { subject, compatibility: undefined },
+      { subject, compatibility, updateConfig: false },
     );
     return id;
   } catch (error) {
@@ -66,6 +69,28 @@ export async function registerValueSchema(
       { cause: error, context: { topic }, retriable: isRegistryTransient(error) },
     );
   }
+}
+
+/** The level GET /config/<subject> reports, or undefined where the subject has none (404). */
+async function subjectCompatibility(
+  options: RegistryOptions,
+  subject: string,
+): Promise<COMPATIBILITY | undefined> {
+  const headers: Record<string, string> = {
+    accept: 'application/vnd.schemaregistry.v1+json, application/json',
+  };
+  if (options.username) {
+    headers.authorization = `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}`;
+  }
+  const url = `${options.url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`;
+  const response = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+  if (response.status === 404) return undefined;
+  if (!response.ok) {
+    throw Object.assign(new Error(`GET ${url} answered ${response.status}`), { status: response.status });
+  }
+  const body = (await response.json()) as { compatibilityLevel?: unknown; compatibility?: unknown };
+  const level = body.compatibilityLevel ?? body.compatibility;
+  return typeof level === 'string' ? (level.toUpperCase() as COMPATIBILITY) : undefined;
 }
 
 /**

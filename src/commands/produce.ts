@@ -49,13 +49,15 @@ export async function produce(config: Config, options: ProduceOptions): Promise<
   } finally {
     await admin.disconnect();
   }
-  const registry = createRegistry({
+  const registryOptions = {
     url: config.schemaRegistryUrl,
     username: config.schemaRegistryUsername,
     password: config.schemaRegistryPassword,
-  });
+  };
+  const registry = createRegistry(registryOptions);
   const schemaId = await registerValueSchema(
     registry,
+    registryOptions,
     config.requestsTopic,
     await readSchemaFile('feature-event.avsc'),
   );

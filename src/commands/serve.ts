@@ -57,13 +57,15 @@ export async function serve(config: Config): Promise<number> {
     } finally {
       await admin.disconnect();
     }
-    const registry = createSchemaRegistry({
+    const registryOptions = {
       url: config.schemaRegistryUrl,
       username: config.schemaRegistryUsername,
       password: config.schemaRegistryPassword,
-    });
+    };
+    const registry = createSchemaRegistry(registryOptions);
     const predictionSchemaId = await registerValueSchema(
       registry,
+      registryOptions,
       config.predictionsTopic,
       await readSchemaFile('prediction.avsc'),
     );

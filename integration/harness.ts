@@ -1,0 +1,256 @@
+/**
+ * Shared pieces of the integration tests: a real broker and registry (from KAFKA_BROKERS and
+ * SCHEMA_REGISTRY_URL, which `npm test` sets), random topic and group names, serve as a child
+ * process, and helpers to produce and collect records. Nothing here stands in for Kafka or the
+ * registry: if they cannot be reached, the tests fail.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Kafka, Partitioners, logLevel, type Admin, type IHeaders, type Producer } from 'kafkajs';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+
+export const BROKERS = process.env.KAFKA_BROKERS;
+export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL;
+if (!BROKERS || !REGISTRY_URL) {
+  throw new Error(
+    'Integration tests need a broker and a registry: run them with `npm test`, which starts or finds them, ' +
+      'or set KAFKA_BROKERS and SCHEMA_REGISTRY_URL.',
+  );
+}
+
+export const kafka = new Kafka({
+  clientId: 'streamscore-tests',
+  brokers: BROKERS.split(','),
+  logLevel: logLevel.NOTHING,
+});
+export const registry = new SchemaRegistry({ host: REGISTRY_URL });
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface TestTopics {
+  requests: string;
+  predictions: string;
+  dlq: string;
+  group: string;
+}
+
+/** Fresh topics and group for one test; remove() deletes the topics. */
+export async function createTopics(
+  prefix: string,
+  partitions = 3,
+): Promise<TestTopics & { remove(): Promise<void> }> {
+  const base = uniqueName(prefix);
+  const topics = {
+    requests: `${base}.requests`,
+    predictions: `${base}.predictions`,
+    dlq: `${base}.dlq`,
+    group: `${base}-serve`,
+  };
+  const admin = await connectAdmin();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [topics.requests, topics.predictions, topics.dlq].map((topic) => ({
+        topic,
+        numPartitions: partitions,
+      })),
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  return {
+    ...topics,
+    remove: async () => {
+      const cleanup = await connectAdmin();
+      try {
+        await cleanup.deleteTopics({ topics: [topics.requests, topics.predictions, topics.dlq] });
+        await cleanup.deleteGroups([topics.group]).catch(() => undefined);
+      } finally {
+        await cleanup.disconnect();
+      }
+    },
+  };
+}
+
+async function connectAdmin(): Promise<Admin> {
+  const admin = kafka.admin();
+  await admin.connect();
+  return admin;
+}
+
+export async function registerFeatureSchema(topic: string): Promise<number> {
+  return registerValueSchema(
+    registry,
+    { url: REGISTRY_URL! },
+    topic,
+    await readSchemaFile('feature-event.avsc'),
+  );
+}
+
+export async function connectProducer(): Promise<Producer> {
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  return producer;
+}
+
+export interface RawRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads a topic from the start with a throw-away group until `count` records arrived and then
+ * `settleMs` passed with nothing new (so extras would be seen), or until `timeoutMs`.
+ */
+export async function collect(
+  topic: string,
+  options: { count: number; timeoutMs: number; settleMs?: number },
+): Promise<RawRecord[]> {
+  const consumer = kafka.consumer({ groupId: uniqueName('collect'), maxWaitTimeInMs: 200 });
+  const records: RawRecord[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let lastArrival = Date.now();
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) {
+          records.push({
+            topic,
+            partition: batch.partition,
+            offset: message.offset,
+            key: message.key?.toString() ?? null,
+            value: message.value,
+            headers: headersOf(message.headers),
+          });
+        }
+        lastArrival = Date.now();
+      },
+    });
+    const deadline = Date.now() + options.timeoutMs;
+    const settle = options.settleMs ?? 1_500;
+    while (Date.now() < deadline) {
+      if (records.length >= options.count && Date.now() - lastArrival >= settle) break;
+      await sleep(100);
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
+}
+
+function headersOf(headers: IHeaders | undefined): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) result[name] = String(value);
+  return result;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `streamscore serve` as a child process, with its JSON log lines kept for assertions. */
+export class ServeProcess {
+  readonly child: ChildProcess;
+  readonly lines: Record<string, unknown>[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr = '';
+
+  private constructor(child: ChildProcess) {
+    this.child = child;
+    let buffered = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      for (const line of parts) {
+        try {
+          this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          this.lines.push({ msg: line });
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.stderr += chunk));
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  static start(topics: TestTopics, env: Record<string, string> = {}): ServeProcess {
+    const child = spawn(process.execPath, ['dist/src/cli.js', 'serve'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        KAFKA_BROKERS: BROKERS,
+        SCHEMA_REGISTRY_URL: REGISTRY_URL,
+        KAFKAJS_NO_PARTITIONER_WARNING: '1',
+        STREAMSCORE_REQUESTS_TOPIC: topics.requests,
+        STREAMSCORE_PREDICTIONS_TOPIC: topics.predictions,
+        STREAMSCORE_DLQ_TOPIC: topics.dlq,
+        STREAMSCORE_GROUP_ID: topics.group,
+        STREAMSCORE_METRICS_PORT: '0',
+        STREAMSCORE_METRICS_HOST: '127.0.0.1',
+        STREAMSCORE_INFERENCE_THREADS: '1',
+        ...env,
+      },
+    });
+    return new ServeProcess(child);
+  }
+
+  /** Resolves once the replica joined its group (or rejects with its output if it exited). */
+  async ready(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.lines.some((line) => line.msg === 'joined consumer group')) return;
+      if (this.child.exitCode !== null) break;
+      await sleep(50);
+    }
+    throw new Error(`serve did not join its group (exit ${this.child.exitCode}):\n${this.output()}`);
+  }
+
+  get metricsPort(): number {
+    const line = this.lines.find((l) => typeof l.port === 'number' && String(l.msg).startsWith('metrics on'));
+    if (!line) throw new Error('serve has not logged its metrics port yet');
+    return line.port as number;
+  }
+
+  async metrics(): Promise<string> {
+    const response = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`);
+    return response.text();
+  }
+
+  output(): string {
+    return `${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr}`;
+  }
+
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** The value of a counter line in Prometheus text, summed over label sets that match. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const match = /^([a-z_:]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const labelText = match[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`)))
+      total += Number(match[3]);
+  }
+  return total;
+}
