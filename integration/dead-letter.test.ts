@@ -93,10 +93,7 @@ describe('serve: bad input goes to the dead-letter topic, the traffic around it 
         'WRONG_TYPE',
         await registry.encode(stringFeaturesId, { ...event('strings'), features: { amount: 'high' } }),
       ],
-      [
-        'MISSING_FEATURE',
-        await registry.encode(featureId, event('missing', withoutAmount as Record<string, number>)),
-      ],
+      ['MISSING_FEATURE', await registry.encode(featureId, event('missing', withoutAmount))],
       [
         'NON_FINITE_FEATURE',
         await registry.encode(featureId, event('nan', { ...FEATURES, amount: Number.NaN })),

@@ -124,7 +124,7 @@ export async function collect(
     let lastArrival = Date.now();
     await consumer.run({
       autoCommit: false,
-      eachBatch: async ({ batch }) => {
+      eachBatch: ({ batch }) => {
         for (const message of batch.messages) {
           records.push({
             topic,
@@ -136,6 +136,7 @@ export async function collect(
           });
         }
         lastArrival = Date.now();
+        return Promise.resolve();
       },
     });
     const deadline = Date.now() + options.timeoutMs;

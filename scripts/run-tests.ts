@@ -119,9 +119,9 @@ function jvmStack(): Infrastructure {
     if (up.status !== 0) throw new Error(`scripts/stack.sh up failed with exit code ${up.status}`);
   }
   const status = spawnSync('bash', ['scripts/stack.sh', 'status'], { encoding: 'utf8' });
-  const env = Object.fromEntries(
-    [...status.stdout.matchAll(/^(KAFKA_BROKERS|SCHEMA_REGISTRY_URL)=(.*)$/gm)].map((m) => [m[1], m[2]]),
-  );
+  const env: Record<string, string> = {};
+  for (const match of status.stdout.matchAll(/^(KAFKA_BROKERS|SCHEMA_REGISTRY_URL)=(.*)$/gm))
+    env[match[1]!] = match[2]!;
   if (status.status !== 0 || !env.KAFKA_BROKERS || !env.SCHEMA_REGISTRY_URL) {
     throw new Error(`the local stack is not up:\n${status.stdout}${status.stderr}`);
   }
@@ -129,9 +129,11 @@ function jvmStack(): Infrastructure {
     kind: running ? 'local JVM stack (already running)' : 'local JVM stack (started by this run)',
     brokers: env.KAFKA_BROKERS,
     registryUrl: env.SCHEMA_REGISTRY_URL,
-    stop: async () => {
-      if (running || process.env.STREAMSCORE_KEEP_STACK === '1') return;
-      spawnSync('bash', ['scripts/stack.sh', 'down'], { stdio: 'inherit' });
+    stop: () => {
+      if (!running && process.env.STREAMSCORE_KEEP_STACK !== '1') {
+        spawnSync('bash', ['scripts/stack.sh', 'down'], { stdio: 'inherit' });
+      }
+      return Promise.resolve();
     },
   };
 }
@@ -143,7 +145,7 @@ async function chooseInfrastructure(): Promise<Infrastructure> {
       kind: 'external (KAFKA_BROKERS, SCHEMA_REGISTRY_URL)',
       brokers: KAFKA_BROKERS,
       registryUrl: SCHEMA_REGISTRY_URL,
-      stop: async () => {},
+      stop: () => Promise.resolve(),
     };
   }
   return (await containers()) ?? jvmStack();

@@ -93,7 +93,7 @@ export class ModelRunner {
     }
     const outputs: BatchOutputs = new Map();
     for (const output of this.metadata.outputs) {
-      const tensor = results[output.tensor] as ort.Tensor | undefined;
+      const tensor = results[output.tensor];
       if (tensor === undefined)
         throw new Error(`output tensor "${output.tensor}" missing from the run's results`);
       outputs.set(output.name, columnOf(tensor, output.column, rows));

@@ -209,13 +209,10 @@ export class ServePipeline {
     return work.finally(() => this.#activeHandlers.delete(work));
   }
 
-  async #handleBatch({
-    batch,
-    resolveOffset,
-    heartbeat,
-    isRunning,
-    isStale,
-  }: EachBatchPayload): Promise<void> {
+  async #handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const heartbeat = () => payload.heartbeat();
+    const isRunning = () => payload.isRunning();
     if (this.#stopping || batch.isEmpty()) return;
     const { metrics } = this.#deps;
     const { topic, partition } = batch;
@@ -225,7 +222,7 @@ export class ServePipeline {
     const reasons: RejectReason[] = [];
     let taken = 0;
     for (const message of batch.messages) {
-      if (this.#stopping || !isRunning() || isStale()) break;
+      if (this.#stopping || !isRunning() || payload.isStale()) break;
       const result = await this.#decode(message, heartbeat, isRunning);
       if (result === undefined) break;
       const entry = this.#ledger.track(topic, partition, message.offset);
@@ -238,7 +235,7 @@ export class ServePipeline {
         deadEntries.push(entry);
         reasons.push(result.reason);
       }
-      resolveOffset(message.offset);
+      payload.resolveOffset(message.offset);
       taken += 1;
     }
     metrics.eventsConsumed.inc({ topic }, taken);

@@ -55,7 +55,7 @@ for (const [name, version] of [
 }
 
 describe('ModelRunner', () => {
-  it('fraud versions 1 and 2 score the same rows differently', async () => {
+  it('fraud versions 1 and 2 score the same rows differently', () => {
     const expected = JSON.parse(readFileSync('models/fraud/1/expected.json', 'utf8')) as Expected;
     const other = JSON.parse(readFileSync('models/fraud/2/expected.json', 'utf8')) as Expected;
     assert.deepEqual(expected.rows, other.rows);
