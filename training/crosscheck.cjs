@@ -43,7 +43,12 @@ async function checkVersion(dir) {
     if (dOrt > exp.tolerance || dRef > exp.tolerance) {
       throw new Error(`${dir}: output ${out.name} differs: vs python ort ${dOrt}, vs reference ${dRef}`);
     }
-    report[out.name] = { type: t.type, dims: t.dims, maxAbsDiffVsPythonOrt: dOrt, maxAbsDiffVsReference: dRef };
+    report[out.name] = {
+      type: t.type,
+      dims: t.dims,
+      maxAbsDiffVsPythonOrt: dOrt,
+      maxAbsDiffVsReference: dRef,
+    };
   }
   return report;
 }

@@ -44,9 +44,9 @@ export async function readSchemaFile(file: string): Promise<Record<string, unkno
  *
  * The client compares the subject's compatibility level with the one it is given before it
  * registers, and refuses on a mismatch. Registries answer that lookup differently: Confluent's
- * gives 404 for a subject without a level of its own, Apicurio's gives the global level once the
+ * gives 404 for a subject without a level of its own, Apicurio's gives 200 with NONE once the
  * subject exists. So we read the level the registry reports and pass that: the client's check
- * always agrees, and the registry's own compatibility policy still decides on the POST.
+ * always agrees, and the registry's own compatibility rules still decide on the POST.
  */
 export async function registerValueSchema(
   registry: SchemaRegistry,

@@ -17,7 +17,7 @@ export interface TailOptions {
  * with a throw-away group and commits nothing, so it never disturbs serve replicas.
  */
 export async function tail(config: Config, options: TailOptions): Promise<number> {
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
   const kafka = createKafka(config, logger);
   const registry = createRegistry({
     url: config.schemaRegistryUrl,
