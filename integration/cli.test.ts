@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { BROKERS, REGISTRY_URL, createTopics, type TestTopics } from './harness.js';
+import { BROKERS, REGISTRY_URL, ServeProcess, createTopics, type TestTopics } from './harness.js';
 
 function run(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -39,17 +39,16 @@ describe('streamscore CLI', () => {
       STREAMSCORE_REQUESTS_TOPIC: topics.requests,
       STREAMSCORE_PREDICTIONS_TOPIC: topics.predictions,
       STREAMSCORE_DLQ_TOPIC: topics.dlq,
+      STREAMSCORE_SHADOW_TOPIC: topics.shadow,
       STREAMSCORE_GROUP_ID: topics.group,
     };
     const produced = await run(['produce', '--count', '120', '--rate', '0', '--run-id', 'cli'], env);
     assert.equal(produced.code, 0, produced.stderr);
-    const serve = spawn(process.execPath, ['dist/src/cli.js', 'serve', '--metrics-port', '0'], {
-      env: { PATH: process.env.PATH, ...env },
-      stdio: 'ignore',
-    });
+    const serve = ServeProcess.start(topics);
     try {
+      await serve.ready();
       const tail = await run(['tail', '--count', '120', '--timeout-ms', '45000'], env);
-      assert.equal(tail.code, 0, tail.stderr);
+      assert.equal(tail.code, 0, `${tail.stderr}\nserve:\n${serve.output()}`);
       const lines = tail.stdout
         .trim()
         .split('\n')
@@ -59,8 +58,7 @@ describe('streamscore CLI', () => {
         lines.every((line) => line.value.request_id.startsWith('cli-') && line.value.outputs.score >= 0),
       );
     } finally {
-      serve.kill('SIGTERM');
-      await new Promise((resolve) => serve.on('exit', resolve));
+      assert.equal((await serve.stop('SIGTERM')).code, 0, serve.output());
     }
   });
 
@@ -80,6 +78,7 @@ describe('streamscore CLI', () => {
       STREAMSCORE_REQUESTS_TOPIC: topics.requests,
       STREAMSCORE_PREDICTIONS_TOPIC: topics.predictions,
       STREAMSCORE_DLQ_TOPIC: topics.dlq,
+      STREAMSCORE_SHADOW_TOPIC: topics.shadow,
     });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /REGISTRY_UNAVAILABLE .*Cannot register the schema for subject/);
@@ -90,7 +89,10 @@ describe('streamscore CLI', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /MODEL_INVALID .*nosuchmodel/);
     const badVersion = await run(['serve', '--model-version', '99']);
-    assert.match(badVersion.stderr, /no version "99"; versions on disk: 1, 2/);
+    assert.match(
+      badVersion.stderr,
+      /primary "99" \(99: version "99" is not on disk; versions on disk: 1, 2\)/,
+    );
     const badSetting = await run(['serve'], {
       STREAMSCORE_BATCH_MAX_ROWS: '0',
       STREAMSCORE_EXECUTION_PROVIDER: 'gpu',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { PredictionEncoder } from '../src/codec/predictions.js';
+import { RecordEncoder } from '../src/codec/predictions.js';
 import { readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
 import { RequestDecoder } from '../src/codec/requests.js';
 import { REGISTRY_URL, createTopics, registry, type TestTopics } from './harness.js';
@@ -49,7 +49,7 @@ describe('codec through the real schema registry', () => {
       event_time: 1,
       scored_at: 2,
     };
-    const encoded = await new PredictionEncoder(registry, predictionId).encode(prediction);
+    const encoded = await new RecordEncoder(registry, predictionId).encode(prediction);
     const decoded = (await registry.decode(encoded)) as typeof prediction;
     assert.deepEqual({ ...decoded, outputs: { ...decoded.outputs } }, prediction);
   });

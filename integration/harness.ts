@@ -34,6 +34,7 @@ export interface TestTopics {
   requests: string;
   predictions: string;
   dlq: string;
+  shadow: string;
   group: string;
 }
 
@@ -47,13 +48,14 @@ export async function createTopics(
     requests: `${base}.requests`,
     predictions: `${base}.predictions`,
     dlq: `${base}.dlq`,
+    shadow: `${base}.shadow`,
     group: `${base}-serve`,
   };
   const admin = await connectAdmin();
   try {
     await admin.createTopics({
       waitForLeaders: true,
-      topics: [topics.requests, topics.predictions, topics.dlq].map((topic) => ({
+      topics: [topics.requests, topics.predictions, topics.dlq, topics.shadow].map((topic) => ({
         topic,
         numPartitions: partitions,
       })),
@@ -66,7 +68,9 @@ export async function createTopics(
     remove: async () => {
       const cleanup = await connectAdmin();
       try {
-        await cleanup.deleteTopics({ topics: [topics.requests, topics.predictions, topics.dlq] });
+        await cleanup.deleteTopics({
+          topics: [topics.requests, topics.predictions, topics.dlq, topics.shadow],
+        });
         await cleanup.deleteGroups([topics.group]).catch(() => undefined);
       } finally {
         await cleanup.disconnect();
@@ -198,6 +202,7 @@ export class ServeProcess {
         STREAMSCORE_REQUESTS_TOPIC: topics.requests,
         STREAMSCORE_PREDICTIONS_TOPIC: topics.predictions,
         STREAMSCORE_DLQ_TOPIC: topics.dlq,
+        STREAMSCORE_SHADOW_TOPIC: topics.shadow,
         STREAMSCORE_GROUP_ID: topics.group,
         STREAMSCORE_METRICS_PORT: '0',
         STREAMSCORE_METRICS_HOST: '127.0.0.1',

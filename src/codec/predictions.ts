@@ -12,8 +12,15 @@ export interface Prediction {
   scored_at: number;
 }
 
-/** Encodes predictions with the Confluent framing through the registry client (schema id cached). */
-export class PredictionEncoder {
+/** The ShadowPrediction record, as in schemas/shadow-prediction.avsc. */
+export interface ShadowPrediction extends Prediction {
+  served_version: string;
+  served_route: string;
+  served_outputs: Record<string, number>;
+}
+
+/** Encodes records with the Confluent framing through the registry client (schema id cached). */
+export class RecordEncoder<T extends object> {
   readonly #registry: SchemaRegistry;
   readonly #schemaId: number;
 
@@ -22,7 +29,7 @@ export class PredictionEncoder {
     this.#schemaId = schemaId;
   }
 
-  encode(prediction: Prediction): Promise<Buffer> {
-    return this.#registry.encode(this.#schemaId, prediction);
+  encode(record: T): Promise<Buffer> {
+    return this.#registry.encode(this.#schemaId, record);
   }
 }

@@ -42,11 +42,16 @@ const HEADER_BYTES = 5;
  */
 export class RequestDecoder {
   readonly #registry: SchemaRegistry;
-  readonly #features: readonly string[];
+  #features: readonly string[];
 
   constructor(registry: SchemaRegistry, requiredFeatures: readonly string[]) {
     this.#registry = registry;
     this.#features = requiredFeatures;
+  }
+
+  /** The feature list follows the live routing; the next record is checked against the new list. */
+  setRequiredFeatures(names: readonly string[]): void {
+    this.#features = names;
   }
 
   async decode(value: Buffer | null): Promise<DecodeResult> {

@@ -1,16 +1,20 @@
 import {
+  createRegistry as createSchemaRegistry,
   readSchemaFile,
   registerValueSchema,
-  createRegistry as createSchemaRegistry,
 } from '../codec/registry.js';
 import type { Config } from '../config/options.js';
-import { ModelRunner } from '../inference/runner.js';
+import { StreamscoreError } from '../errors.js';
+import type { ExecutionProvider } from '../inference/runner.js';
 import { connectAdmin, createKafka, ensureTopics } from '../kafka/client.js';
+import { LiveModels, ModelUnavailableError, type Routing } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
+import { readRouting } from '../models/routing.js';
+import { ModelWatcher } from '../models/watcher.js';
 import { ServePipeline } from '../pipeline/serve.js';
 import { startTelemetryServer } from '../telemetry/http.js';
-import { createLogger } from '../telemetry/logger.js';
-import { createRegistry, createServeMetrics } from '../telemetry/metrics.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
+import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
 
 /** `streamscore serve`: runs until SIGTERM/SIGINT or a fatal error; resolves to the exit code. */
 export async function serve(config: Config): Promise<number> {
@@ -18,23 +22,31 @@ export async function serve(config: Config): Promise<number> {
   const promRegistry = createRegistry();
   const metrics = createServeMetrics(promRegistry);
 
-  const repository = new ModelRepository(config.modelsDir);
-  const version = await repository.resolveVersion(config.model, config.modelVersion);
-  const runner = await ModelRunner.load(await repository.load(config.model, version), {
-    executionProvider: config.executionProvider as 'cpu' | 'cuda',
-    threads: config.inferenceThreads,
-  });
-  logger.info(
-    {
-      model: config.model,
-      version,
-      provider: config.executionProvider,
-      features: runner.featureNames.length,
-    },
-    'model loaded',
-  );
-
   let pipeline: ServePipeline | undefined;
+  const live = new LiveModels({
+    repository: new ModelRepository(config.modelsDir),
+    model: config.model,
+    runner: {
+      executionProvider: config.executionProvider as ExecutionProvider,
+      threads: config.inferenceThreads,
+    },
+    logger,
+    events: modelEvents(config.model, logger, metrics, (routing) => pipeline?.routingChanged(routing)),
+  });
+  try {
+    await live.apply(await readRouting(config));
+  } catch (error) {
+    if (error instanceof ModelUnavailableError) throw new StreamscoreError('MODEL_INVALID', error.message);
+    throw error;
+  }
+  const watcher = new ModelWatcher({
+    live,
+    readSpec: () => readRouting(config),
+    routingFile: config.routingFile,
+    intervalMs: config.reloadIntervalMs,
+    logger,
+  });
+
   const telemetry = await startTelemetryServer(
     promRegistry,
     { healthy: () => pipeline?.healthy() ?? true, ready: () => pipeline?.ready() ?? false },
@@ -49,7 +61,7 @@ export async function serve(config: Config): Promise<number> {
       if (config.createTopics) {
         const created = await ensureTopics(
           admin,
-          [config.requestsTopic, config.predictionsTopic, config.deadLetterTopic],
+          [config.requestsTopic, config.predictionsTopic, config.deadLetterTopic, config.shadowTopic],
           config.topicPartitions,
         );
         if (created.length > 0) logger.info({ topics: created }, 'created topics');
@@ -69,12 +81,19 @@ export async function serve(config: Config): Promise<number> {
       config.predictionsTopic,
       await readSchemaFile('prediction.avsc'),
     );
+    const shadowSchemaId = await registerValueSchema(
+      registry,
+      registryOptions,
+      config.shadowTopic,
+      await readSchemaFile('shadow-prediction.avsc'),
+    );
     const active = new ServePipeline({
       settings: config,
       kafka,
       registry,
       predictionSchemaId,
-      runner,
+      shadowSchemaId,
+      live,
       logger,
       metrics,
     });
@@ -102,13 +121,62 @@ export async function serve(config: Config): Promise<number> {
     process.on('SIGINT', onSignal);
 
     await active.start();
+    await watcher.start();
     const fatal = await active.done;
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     return fatal === undefined ? 0 : 1;
   } finally {
+    await watcher.stop();
     await telemetry.close();
-    await runner.release();
+    await live.close();
     logger.flush();
   }
+}
+
+/** Loads, refusals and switches: one log line and a metric each. */
+function modelEvents(
+  model: string,
+  logger: Logger,
+  metrics: ServeMetrics,
+  onSwitch: (routing: Routing) => void,
+) {
+  return {
+    loaded(version: string, seconds: number) {
+      metrics.modelLoads.inc({ model, version, result: 'ok', reason: 'none' });
+      metrics.modelLoadSeconds.observe({ model }, seconds);
+      logger.info(
+        { model, version, seconds: Number(seconds.toFixed(3)) },
+        `model ${model}/${version} loaded and validated`,
+      );
+    },
+    refused(version: string, reason: string, message: string) {
+      metrics.modelLoads.inc({ model, version, result: 'refused', reason });
+      logger.error({ model, version, reason }, `model ${model}/${version} refused (${reason}): ${message}`);
+    },
+    switched(routing: Routing, previous: Routing | undefined) {
+      metrics.modelInfo.reset();
+      const describe = (r: Routing) => ({
+        primary: r.primary.metadata.version,
+        canary:
+          r.canary === undefined
+            ? null
+            : { version: r.canary.runner.metadata.version, share: r.canary.share },
+        shadows: r.shadows.map((s) => s.metadata.version),
+      });
+      const set = (runner: Routing['primary'], route: string) =>
+        metrics.modelInfo.set(
+          { model, version: runner.metadata.version, route, sha256: runner.metadata.sha256 },
+          1,
+        );
+      set(routing.primary, 'primary');
+      if (routing.canary !== undefined) set(routing.canary.runner, 'canary');
+      for (const shadow of routing.shadows) set(shadow, 'shadow');
+      logger.info(
+        { model, routing: describe(routing), previous: previous === undefined ? null : describe(previous) },
+        'routing live',
+      );
+      onSwitch(routing);
+    },
+  };
 }

@@ -141,7 +141,7 @@ function parseValue(spec: OptionSpec, value: unknown): Parsed {
         return { problem: 'expected a comma-separated list' };
       }
       const trimmed = items.map((item) => item.trim()).filter((item) => item !== '');
-      if (trimmed.length === 0) return { problem: 'expected at least one entry' };
+      if (trimmed.length < (spec.min ?? 0)) return { problem: `expected at least ${spec.min} entries` };
       return Object.freeze(trimmed);
     }
   }

@@ -22,6 +22,7 @@ export const OPTIONS = {
     kind: 'list',
     env: 'KAFKA_BROKERS',
     default: ['127.0.0.1:9092'],
+    min: 1,
     description: 'Comma-separated bootstrap brokers, host:port.',
   },
   kafkaClientId: {
@@ -142,7 +143,56 @@ export const OPTIONS = {
     kind: 'string',
     env: 'STREAMSCORE_MODEL_VERSION',
     default: 'latest',
-    description: 'Version to serve: latest (highest on disk) or a version folder name.',
+    description: 'Primary version: latest (highest valid version on disk) or a version folder name.',
+  },
+  canaryVersion: {
+    kind: 'string',
+    env: 'STREAMSCORE_CANARY_VERSION',
+    default: '',
+    description: 'Version that takes canaryShare of the keys; empty for none.',
+  },
+  canaryShare: {
+    kind: 'number',
+    env: 'STREAMSCORE_CANARY_SHARE',
+    default: 0,
+    min: 0,
+    max: 1,
+    description: 'Share of event keys (0 to 1) routed to the canary, by a stable hash of the key.',
+  },
+  shadowVersions: {
+    kind: 'list',
+    env: 'STREAMSCORE_SHADOW_VERSIONS',
+    default: [],
+    description: 'Comma-separated versions that score every batch into the shadow topic.',
+  },
+  routingFile: {
+    kind: 'string',
+    env: 'STREAMSCORE_ROUTING_FILE',
+    default: '',
+    description:
+      'JSON routing file (primary, canary, shadows per model), re-read while running; overrides the four settings above.',
+  },
+  reloadIntervalMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_RELOAD_INTERVAL_MS',
+    default: 2_000, // two seconds
+    min: 0,
+    description:
+      'How often the model folder and routing file are checked for changes, milliseconds; 0 disables hot reload.',
+  },
+  shadowTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_SHADOW_TOPIC',
+    default: 'streamscore.predictions.shadow',
+    description: 'Topic the ShadowPrediction records are written to.',
+  },
+  shadowMaxPendingBatches: {
+    kind: 'integer',
+    env: 'STREAMSCORE_SHADOW_MAX_PENDING_BATCHES',
+    default: 8,
+    min: 1,
+    description:
+      'Batches waiting for shadow scoring beyond which shadow work is dropped (and counted), never delaying predictions.',
   },
   batchMaxRows: {
     kind: 'integer',

@@ -44,11 +44,13 @@ export class ModelRunner {
         intraOpNumThreads: options.threads,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        // Failures reach our logs with their message; the runtime's own stderr lines would repeat them.
+        logSeverityLevel: 4,
       });
     } catch (error) {
       throw new StreamscoreError('MODEL_INVALID', `ONNX Runtime cannot load ${model.modelPath}`, {
         cause: error,
-        context,
+        context: { ...context, reason: 'load' },
       });
     }
     const runner = new ModelRunner(metadata, session);
@@ -58,7 +60,9 @@ export class ModelRunner {
       const outputs = await runner.score(new Float32Array(runner.featureNames.length * 2), 2);
       for (const [name, values] of outputs) {
         if (!values.every(Number.isFinite)) {
-          throw new StreamscoreError('MODEL_INVALID', `warm-up output "${name}" is not finite`, { context });
+          throw new StreamscoreError('MODEL_INVALID', `warm-up output "${name}" is not finite`, {
+            context: { ...context, reason: 'warmup' },
+          });
         }
       }
     } catch (error) {
@@ -69,7 +73,7 @@ export class ModelRunner {
         `Warm-up run of ${metadata.name}/${metadata.version} failed`,
         {
           cause: error,
-          context,
+          context: { ...context, reason: 'warmup' },
         },
       );
     }
@@ -105,18 +109,71 @@ export class ModelRunner {
     await this.#session.release();
   }
 
+  /**
+   * The graph must take what model.json says it takes (one float32 [batch, features] input, batch
+   * dynamic) and give every output it names, with the declared column in range and dtype.
+   */
   #checkSignature(): void {
     const problems: string[] = [];
     const context = { model: this.metadata.name, version: this.metadata.version };
-    if (!this.#session.inputNames.includes(this.#inputName)) {
+    const inputs = this.#session.inputMetadata;
+    const input = inputs.find((meta) => meta.name === this.#inputName);
+    if (input === undefined) {
       problems.push(
         `input "${this.#inputName}" not in the model (it has ${this.#session.inputNames.join(', ')})`,
       );
+    } else if (!input.isTensor || input.type !== 'float32') {
+      problems.push(
+        `input "${this.#inputName}" must be a float32 tensor, the model has ${describeValue(input)}`,
+      );
+    } else if (input.shape.length !== 2) {
+      problems.push(
+        `input "${this.#inputName}" must be 2-D [batch, features], the model has shape [${input.shape.join(', ')}]`,
+      );
+    } else {
+      const [batch, width] = input.shape;
+      if (typeof batch === 'number' && batch > 0) {
+        problems.push(
+          `input "${this.#inputName}" has a fixed batch size ${batch}; the batch dimension must be dynamic`,
+        );
+      }
+      if (typeof width === 'number' && width > 0 && width !== this.featureNames.length) {
+        problems.push(
+          `input "${this.#inputName}" takes ${width} features, model.json lists ${this.featureNames.length}`,
+        );
+      }
     }
+    if (inputs.length !== 1)
+      problems.push(`the model has ${inputs.length} inputs; streamscore feeds exactly one`);
     for (const output of this.metadata.outputs) {
-      if (!this.#session.outputNames.includes(output.tensor)) {
+      const meta = this.#session.outputMetadata.find((m) => m.name === output.tensor);
+      if (meta === undefined) {
         problems.push(
           `output "${output.tensor}" not in the model (it has ${this.#session.outputNames.join(', ')})`,
+        );
+        continue;
+      }
+      if (!meta.isTensor) {
+        problems.push(`output "${output.tensor}" is not a tensor`);
+        continue;
+      }
+      if (output.dtype !== undefined && output.dtype !== meta.type) {
+        problems.push(`output "${output.tensor}" is ${meta.type}, model.json says ${output.dtype}`);
+      }
+      if (!NUMERIC_TYPES.has(meta.type))
+        problems.push(`output "${output.tensor}" is ${meta.type}, not numeric`);
+      const width = meta.shape[1];
+      if (output.column === null) {
+        if (meta.shape.length > 2 || (meta.shape.length === 2 && typeof width === 'number' && width !== 1)) {
+          problems.push(
+            `output "${output.tensor}" has shape [${meta.shape.join(', ')}]: give "column" to pick one`,
+          );
+        }
+      } else if (meta.shape.length !== 2) {
+        problems.push(`output "${output.tensor}" is not 2-D, so "column" ${output.column} cannot apply`);
+      } else if (typeof width === 'number' && width > 0 && output.column >= width) {
+        problems.push(
+          `output "${output.tensor}" has ${width} columns, model.json asks for column ${output.column}`,
         );
       }
     }
@@ -124,12 +181,29 @@ export class ModelRunner {
       throw new StreamscoreError(
         'MODEL_INVALID',
         `model.json does not match the ONNX graph: ${problems.join('; ')}`,
-        {
-          context,
-        },
+        { context: { ...context, reason: 'signature' } },
       );
     }
   }
+}
+
+const NUMERIC_TYPES = new Set([
+  'float32',
+  'float64',
+  'float16',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+  'bool',
+]);
+
+function describeValue(meta: ort.InferenceSession.ValueMetadata): string {
+  return meta.isTensor ? `a ${meta.type} tensor` : 'a non-tensor value';
 }
 
 function columnOf(tensor: ort.Tensor, column: number | null, rows: number): Float64Array {

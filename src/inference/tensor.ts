@@ -15,3 +15,20 @@ export function buildMatrix(
   }
   return matrix;
 }
+
+/**
+ * Rows holding a NaN. Validation already refused NaN feature values, so a NaN here means the row
+ * lacks a feature this model needs (it was validated for another routing); such rows are
+ * dead-lettered, not scored.
+ */
+export function incompleteRows(matrix: Float32Array, width: number): number[] {
+  const rows: number[] = [];
+  for (let i = 0; i < matrix.length; i += 1) {
+    if (matrix[i] !== matrix[i]) {
+      const row = Math.floor(i / width);
+      rows.push(row);
+      i = (row + 1) * width - 1;
+    }
+  }
+  return rows;
+}

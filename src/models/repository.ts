@@ -138,7 +138,7 @@ export class ModelRepository {
       throw new StreamscoreError(
         'MODEL_INVALID',
         `sha256 of ${modelPath} is ${actual}, but model.json expects ${metadata.sha256}: the file is corrupt or was replaced without updating model.json`,
-        { context },
+        { context: { ...context, reason: 'checksum' } },
       );
     }
     return { metadata, modelPath, bytes };
@@ -151,7 +151,10 @@ export class ModelRepository {
     try {
       real = await realpath(candidate);
     } catch (error) {
-      throw new StreamscoreError('MODEL_INVALID', `Not found: ${candidate}`, { cause: error, context });
+      throw new StreamscoreError('MODEL_INVALID', `Not found: ${candidate}`, {
+        cause: error,
+        context: { ...context, reason: 'not_found' },
+      });
     }
     const rootReal = await realpath(this.root).catch(() => this.root);
     const rel = relative(rootReal, real);
@@ -242,7 +245,9 @@ function parseMetadata(value: unknown, where: string): ModelMetadata {
     });
   }
   if (problems.length > 0) {
-    throw new StreamscoreError('MODEL_INVALID', `${where}: ${problems.join('; ')}`);
+    throw new StreamscoreError('MODEL_INVALID', `${where}: ${problems.join('; ')}`, {
+      context: { reason: 'metadata' },
+    });
   }
   const metadata = value as unknown as ModelMetadata;
   for (const output of metadata.outputs) output.column ??= null;

@@ -9,18 +9,21 @@ import {
 } from 'kafkajs';
 import { MicroBatcher } from '../batching/batcher.js';
 import { deadLetterMessage } from '../codec/dead-letter.js';
-import { PredictionEncoder, type Prediction } from '../codec/predictions.js';
+import { RecordEncoder, type Prediction, type ShadowPrediction } from '../codec/predictions.js';
 import { RequestDecoder, type FeatureEvent, type RejectReason } from '../codec/requests.js';
 import type { SchemaRegistry } from '../codec/registry.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
 import type { ModelRunner } from '../inference/runner.js';
-import { buildMatrix } from '../inference/tensor.js';
+import type { LiveModels, Routing } from '../models/live.js';
+import { keyPosition } from '../models/routing.js';
+import { buildMatrix, incompleteRows } from '../inference/tensor.js';
 import { Committer } from '../kafka/committer.js';
 import { OffsetLedger, type OffsetEntry } from '../kafka/offsets.js';
 import { OrderedPublisher } from '../kafka/publisher.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
+import { ShadowScorer, type ShadowWork } from './shadow.js';
 
 export type ServeSettings = Pick<
   Config,
@@ -33,6 +36,8 @@ export type ServeSettings = Pick<
   | 'batchLingerMs'
   | 'maxPendingEvents'
   | 'commitIntervalMs'
+  | 'shadowTopic'
+  | 'shadowMaxPendingBatches'
 >;
 
 export interface ServeDeps {
@@ -40,7 +45,8 @@ export interface ServeDeps {
   kafka: Kafka;
   registry: SchemaRegistry;
   predictionSchemaId: number;
-  runner: ModelRunner;
+  shadowSchemaId: number;
+  live: LiveModels;
   logger: Logger;
   metrics: ServeMetrics;
 }
@@ -72,7 +78,8 @@ export class ServePipeline {
   readonly #consumer: Consumer;
   readonly #producer: Producer;
   readonly #decoder: RequestDecoder;
-  readonly #encoder: PredictionEncoder;
+  readonly #encoder: RecordEncoder<Prediction>;
+  readonly #shadows: ShadowScorer;
   readonly #batcher: MicroBatcher<Pending>;
   readonly #ledger = new OffsetLedger();
   readonly #publisher: OrderedPublisher;
@@ -104,8 +111,16 @@ export class ServePipeline {
       createPartitioner: Partitioners.DefaultPartitioner,
       retry: { retries: 5 },
     });
-    this.#decoder = new RequestDecoder(deps.registry, deps.runner.featureNames);
-    this.#encoder = new PredictionEncoder(deps.registry, deps.predictionSchemaId);
+    this.#decoder = new RequestDecoder(deps.registry, requiredFeatures(deps.live.current));
+    this.#encoder = new RecordEncoder<Prediction>(deps.registry, deps.predictionSchemaId);
+    this.#shadows = new ShadowScorer({
+      producer: this.#producer,
+      encoder: new RecordEncoder<ShadowPrediction>(deps.registry, deps.shadowSchemaId),
+      topic: settings.shadowTopic,
+      maxPendingBatches: settings.shadowMaxPendingBatches,
+      logger: this.#log,
+      metrics,
+    });
     this.#batcher = new MicroBatcher<Pending>({
       maxRows: settings.batchMaxRows,
       lingerMs: settings.batchLingerMs,
@@ -131,9 +146,7 @@ export class ServePipeline {
   }
 
   async start(): Promise<void> {
-    const { settings, metrics, runner } = this.#deps;
-    const { name, version, sha256 } = runner.metadata;
-    metrics.modelInfo.set({ model: name, version, sha256 }, 1);
+    const { settings, live } = this.#deps;
     const events = this.#consumer.events;
     this.#consumer.on(events.GROUP_JOIN, ({ payload }) => {
       // The group re-reads from committed offsets after a rebalance; old in-flight records may
@@ -163,7 +176,7 @@ export class ServePipeline {
       eachBatch: (payload) => this.#track(this.#handleBatch(payload)),
     });
     this.#log.info(
-      { topic: settings.requestsTopic, groupId: settings.groupId, model: name, version },
+      { topic: settings.requestsTopic, groupId: settings.groupId, model: live.model },
       'serving: consuming requests',
     );
   }
@@ -182,6 +195,7 @@ export class ServePipeline {
     this.#batcher.close();
     await this.#scoreLoop;
     await this.#publisher.idle();
+    await this.#shadows.idle();
     if (this.#fatal === undefined) await this.#committer.close();
     await this.#consumer
       .disconnect()
@@ -295,76 +309,149 @@ export class ServePipeline {
     }
   }
 
+  /** Routing changed: the decoder checks the features the new primary and canary need. */
+  routingChanged(routing: Routing): void {
+    this.#decoder.setRequiredFeatures(requiredFeatures(routing));
+  }
+
+  /**
+   * Scores one batch with the routing live at its start: canary keys with the canary, the rest
+   * with the primary (one runtime call each), publishes all predictions in one ordered send, then
+   * offers the batch to the shadows.
+   */
   async #scoreBatch(items: Pending[]): Promise<void> {
-    const { runner, metrics, settings } = this.#deps;
-    const { name: model, version } = runner.metadata;
-    const rows = items.length;
-    const started = performance.now();
-    let outputs;
+    const { settings, metrics } = this.#deps;
+    const hold = this.#deps.live.hold();
     try {
-      outputs = await runner.score(
-        buildMatrix(
-          items.map((item) => item.event.features),
-          runner.featureNames,
-        ),
-        rows,
+      const { routing } = hold;
+      const groups: { runner: ModelRunner; route: 'primary' | 'canary'; items: Pending[] }[] = [
+        { runner: routing.primary, route: 'primary', items: [] },
+      ];
+      if (routing.canary !== undefined)
+        groups.push({ runner: routing.canary.runner, route: 'canary', items: [] });
+      const share = routing.canary?.share ?? 0;
+      for (const item of items) {
+        const canary = share > 0 && keyPosition(item.event.entity_key) < share;
+        groups[canary ? 1 : 0]!.items.push(item);
+      }
+      const scored: Pending[] = [];
+      const served: ShadowWork['served'] = [];
+      const messages: Message[] = [];
+      const published: { model: string; version: string; route: string; rows: number }[] = [];
+      for (const group of groups) {
+        if (group.items.length === 0) continue;
+        const outputs = await this.#score(group.runner, group.route, group.items);
+        if (outputs === undefined) continue;
+        const { name: model, version } = group.runner.metadata;
+        const scoredAt = Date.now();
+        published.push({ model, version, route: group.route, rows: group.items.length });
+        for (let row = 0; row < group.items.length; row += 1) {
+          const item = group.items[row]!;
+          const values: Record<string, number> = {};
+          for (const [name, column] of outputs) values[name] = column[row]!;
+          const prediction: Prediction = {
+            request_id: item.event.request_id,
+            entity_key: item.event.entity_key,
+            model_name: model,
+            model_version: version,
+            route: group.route,
+            outputs: values,
+            event_time: item.event.event_time,
+            scored_at: scoredAt,
+          };
+          messages.push({ key: item.message.key, value: await this.#encoder.encode(prediction) });
+          scored.push(item);
+          served.push({ version, route: group.route, outputs: values });
+        }
+      }
+      if (scored.length === 0) return;
+      this.#publisher.publish([{ topic: settings.predictionsTopic, messages }], () => {
+        const now = Date.now();
+        for (const item of scored) {
+          item.entry.done = true;
+          metrics.endToEndSeconds.observe((now - item.event.event_time) / 1_000);
+        }
+        for (const p of published)
+          metrics.predictionsPublished.inc({ model: p.model, version: p.version, route: p.route }, p.rows);
+        this.#batcher.release(scored.length);
+        metrics.pendingEvents.set(this.#batcher.pending);
+        this.#committer.schedule();
+      });
+      if (routing.shadows.length > 0) {
+        this.#shadows.offer({
+          hold: hold.retain(),
+          events: scored.map((item) => item.event),
+          keys: scored.map((item) => item.message.key),
+          served,
+        });
+      }
+    } finally {
+      hold.release();
+    }
+  }
+
+  /**
+   * One runtime call. Events lacking a feature this version needs, or the whole group when the
+   * runtime fails, are dead-lettered and released; scored items stay in `items` (in place).
+   */
+  async #score(runner: ModelRunner, route: string, items: Pending[]) {
+    const { metrics } = this.#deps;
+    const { name: model, version } = runner.metadata;
+    const started = performance.now();
+    let matrix = buildMatrix(
+      items.map((item) => item.event.features),
+      runner.featureNames,
+    );
+    const incomplete = incompleteRows(matrix, runner.featureNames.length);
+    if (incomplete.length > 0) {
+      const missing = new Set(incomplete);
+      this.#rejectItems(
+        items.filter((_, row) => missing.has(row)),
+        'MISSING_FEATURE',
+        'infer',
+        `version ${version} needs a feature this event lacks (${runner.featureNames.join(', ')})`,
       );
+      const kept = items.filter((_, row) => !missing.has(row));
+      items.splice(0, items.length, ...kept);
+      if (items.length === 0) return undefined;
+      matrix = buildMatrix(
+        items.map((item) => item.event.features),
+        runner.featureNames,
+      );
+    }
+    try {
+      const outputs = await runner.score(matrix, items.length);
+      metrics.inferenceSeconds.observe({ model, version, route }, (performance.now() - started) / 1_000);
+      metrics.batchRows.observe({ model, version, route }, items.length);
+      return outputs;
     } catch (error) {
       this.#log.error(
-        { err: error, rows, model, version },
+        { err: error, rows: items.length, model, version, route },
         'inference failed; the batch goes to the dead-letter topic',
       );
-      const message = describeError(error);
-      const dead = items.map((item) =>
-        deadLetterMessage(
-          sourceOf(item.topic, item.partition, item.message),
-          'INFERENCE_FAILED',
-          'infer',
-          message,
-        ),
-      );
-      this.#publishDeadLetters(
-        dead,
-        items.map((item) => item.entry),
-        items.map(() => 'INFERENCE_FAILED'),
-      );
-      this.#batcher.release(rows);
-      return;
+      this.#rejectItems(items, 'INFERENCE_FAILED', 'infer', describeError(error));
+      return undefined;
     }
-    metrics.inferenceSeconds.observe({ model, version }, (performance.now() - started) / 1_000);
-    metrics.batchRows.observe({ model, version }, rows);
-    const scoredAt = Date.now();
-    const names = [...outputs.keys()];
-    const columns = [...outputs.values()];
-    const messages = await Promise.all(
-      items.map(async (item, row): Promise<Message> => {
-        const values: Record<string, number> = {};
-        for (let c = 0; c < names.length; c += 1) values[names[c]!] = columns[c]![row]!;
-        const prediction: Prediction = {
-          request_id: item.event.request_id,
-          entity_key: item.event.entity_key,
-          model_name: model,
-          model_version: version,
-          route: 'primary',
-          outputs: values,
-          event_time: item.event.event_time,
-          scored_at: scoredAt,
-        };
-        return { key: item.message.key, value: await this.#encoder.encode(prediction) };
-      }),
-    );
-    this.#publisher.publish([{ topic: settings.predictionsTopic, messages }], () => {
-      const now = Date.now();
-      for (const item of items) {
-        item.entry.done = true;
-        metrics.endToEndSeconds.observe((now - item.event.event_time) / 1_000);
-      }
-      metrics.predictionsPublished.inc({ model, version, route: 'primary' }, rows);
-      this.#batcher.release(rows);
-      metrics.pendingEvents.set(this.#batcher.pending);
-      this.#committer.schedule();
-    });
   }
+
+  #rejectItems(items: Pending[], reason: RejectReason, stage: string, message: string): void {
+    this.#publishDeadLetters(
+      items.map((item) =>
+        deadLetterMessage(sourceOf(item.topic, item.partition, item.message), reason, stage, message),
+      ),
+      items.map((item) => item.entry),
+      items.map(() => reason),
+    );
+    this.#batcher.release(items.length);
+  }
+}
+
+/** Features every event must carry: those of the primary and the canary (shadows are best effort). */
+function requiredFeatures(routing: Routing | undefined): string[] {
+  if (routing === undefined) return [];
+  const names = new Set(routing.primary.featureNames);
+  for (const name of routing.canary?.runner.featureNames ?? []) names.add(name);
+  return [...names];
 }
 
 function sourceOf(topic: string, partition: number, message: KafkaMessage) {

@@ -1,0 +1,136 @@
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../config/options.js';
+import { StreamscoreError } from '../errors.js';
+
+/** Which versions of one model take traffic, and how. Versions are policies until resolved. */
+export interface RoutingSpec {
+  /** 'latest' (highest valid version on disk) or a version name. */
+  primary: string;
+  canary?: { version: string; share: number } | undefined;
+  shadows: string[];
+}
+
+/**
+ * Routing from settings: the routing file when one is set (its entry for the served model),
+ * otherwise STREAMSCORE_MODEL_VERSION / _CANARY_VERSION / _CANARY_SHARE / _SHADOW_VERSIONS.
+ */
+export async function readRouting(
+  config: Pick<
+    Config,
+    'model' | 'modelVersion' | 'canaryVersion' | 'canaryShare' | 'shadowVersions' | 'routingFile'
+  >,
+): Promise<RoutingSpec> {
+  if (config.routingFile !== '') {
+    let text: string;
+    try {
+      text = await readFile(config.routingFile, 'utf8');
+    } catch (error) {
+      throw new StreamscoreError('CONFIG_INVALID', `Cannot read routing file ${config.routingFile}`, {
+        cause: error,
+        context: { path: config.routingFile },
+      });
+    }
+    return parseRoutingFile(text, config.model, config.routingFile);
+  }
+  return checkSpec(
+    {
+      primary: config.modelVersion,
+      canary:
+        config.canaryVersion === ''
+          ? undefined
+          : { version: config.canaryVersion, share: config.canaryShare },
+      shadows: [...config.shadowVersions],
+    },
+    'settings',
+  );
+}
+
+/**
+ * The routing file maps model names to their routing:
+ * `{ "fraud": { "primary": "latest", "canary": { "version": "3", "share": 0.1 }, "shadows": ["4"] } }`
+ */
+export function parseRoutingFile(text: string, model: string, where: string): RoutingSpec {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new StreamscoreError('CONFIG_INVALID', `${where}: not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(parsed))
+    throw new StreamscoreError('CONFIG_INVALID', `${where}: expected an object keyed by model name`);
+  const entry = parsed[model];
+  if (entry === undefined) {
+    throw new StreamscoreError(
+      'CONFIG_INVALID',
+      `${where}: no entry for model "${model}" (it has: ${Object.keys(parsed).join(', ') || 'nothing'})`,
+    );
+  }
+  if (!isObject(entry))
+    throw new StreamscoreError('CONFIG_INVALID', `${where}: "${model}" must be an object`);
+  const problems: string[] = [];
+  for (const key of Object.keys(entry)) {
+    if (!['primary', 'canary', 'shadows'].includes(key))
+      problems.push(`unknown key "${key}" (allowed: primary, canary, shadows)`);
+  }
+  const { primary, canary, shadows } = entry;
+  if (typeof primary !== 'string') problems.push('"primary" must be a string: "latest" or a version');
+  let canarySpec: RoutingSpec['canary'];
+  if (canary !== undefined && canary !== null) {
+    if (!isObject(canary) || typeof canary.version !== 'string' || typeof canary.share !== 'number') {
+      problems.push('"canary" must be { "version": string, "share": number from 0 to 1 }');
+    } else {
+      canarySpec = { version: canary.version, share: canary.share };
+    }
+  }
+  if (shadows !== undefined && !(Array.isArray(shadows) && shadows.every((s) => typeof s === 'string'))) {
+    problems.push('"shadows" must be a list of version strings');
+  }
+  if (problems.length > 0) {
+    throw new StreamscoreError('CONFIG_INVALID', `${where}: model "${model}": ${problems.join('; ')}`);
+  }
+  return checkSpec(
+    { primary: primary as string, canary: canarySpec, shadows: (shadows as string[] | undefined) ?? [] },
+    `${where}: model "${model}"`,
+  );
+}
+
+function checkSpec(spec: RoutingSpec, where: string): RoutingSpec {
+  const problems: string[] = [];
+  if (spec.primary === '') problems.push('primary version is empty');
+  if (spec.canary !== undefined) {
+    const { share, version } = spec.canary;
+    if (!(share >= 0 && share <= 1)) problems.push(`canary share ${share} is not between 0 and 1`);
+    if (version === 'latest') problems.push('the canary must name a version, not "latest"');
+  }
+  if (spec.shadows.includes('latest')) problems.push('shadows must name versions, not "latest"');
+  if (new Set(spec.shadows).size !== spec.shadows.length) problems.push('a shadow version is listed twice');
+  if (problems.length > 0) throw new StreamscoreError('CONFIG_INVALID', `${where}: ${problems.join('; ')}`);
+  return spec;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Position of a key in [0, 1), from FNV-1a (32-bit) over its UTF-8 bytes. A key goes to the
+ * canary when its position is below the share, so a key keeps its version while the share stays,
+ * and raising the share only moves keys toward the canary. Stable across processes and releases:
+ * changing this function would reshuffle every user's canary population.
+ */
+export function keyPosition(key: Buffer | string): number {
+  const bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : key;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i += 1) {
+    hash ^= bytes[i]!;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  // FNV's low bits mix poorly for short keys that differ in the last byte; a final avalanche
+  // (from MurmurHash3's fmix32) spreads them before the value is used as a fraction.
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return (hash >>> 0) / 4_294_967_296;
+}

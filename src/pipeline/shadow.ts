@@ -1,0 +1,156 @@
+import type { Message, Producer } from 'kafkajs';
+import type { RecordEncoder, ShadowPrediction } from '../codec/predictions.js';
+import type { FeatureEvent } from '../codec/requests.js';
+import { describeError } from '../errors.js';
+import type { ModelRunner } from '../inference/runner.js';
+import { buildMatrix } from '../inference/tensor.js';
+import type { Hold } from '../models/live.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { ServeMetrics } from '../telemetry/metrics.js';
+
+/** One scored batch, handed to the shadows with what was published for each event. */
+export interface ShadowWork {
+  hold: Hold;
+  events: FeatureEvent[];
+  keys: (Buffer | null)[];
+  served: { version: string; route: string; outputs: Record<string, number> }[];
+}
+
+/**
+ * Scores batches with the shadow versions and writes ShadowPrediction records. It is best effort
+ * by design: it never holds up the predictions path and never holds back offset commits. Work
+ * beyond maxPendingBatches, a shadow that fails, or a send that fails is dropped and counted in
+ * streamscore_shadow_dropped_total; nothing is retried.
+ */
+export class ShadowScorer {
+  readonly #producer: Producer;
+  readonly #encoder: RecordEncoder<ShadowPrediction>;
+  readonly #topic: string;
+  readonly #maxPending: number;
+  readonly #log: Logger;
+  readonly #metrics: ServeMetrics;
+  readonly #queue: ShadowWork[] = [];
+  #loop: Promise<void> | undefined;
+  /** Last failure logged per version, so a failing shadow is one log line a minute, not one per batch. */
+  readonly #lastLogged = new Map<string, number>();
+
+  constructor(options: {
+    producer: Producer;
+    encoder: RecordEncoder<ShadowPrediction>;
+    topic: string;
+    maxPendingBatches: number;
+    logger: Logger;
+    metrics: ServeMetrics;
+  }) {
+    this.#producer = options.producer;
+    this.#encoder = options.encoder;
+    this.#topic = options.topic;
+    this.#maxPending = options.maxPendingBatches;
+    this.#log = options.logger;
+    this.#metrics = options.metrics;
+  }
+
+  /** Takes the work, or drops it (counted) when the shadows are behind. Takes over work.hold. */
+  offer(work: ShadowWork): void {
+    if (this.#queue.length >= this.#maxPending) {
+      for (const runner of work.hold.routing.shadows) this.#drop(runner, 'queue_full', work.events.length);
+      work.hold.release();
+      return;
+    }
+    this.#queue.push(work);
+    this.#loop ??= this.#drain().finally(() => (this.#loop = undefined));
+  }
+
+  /** Waits for queued work to finish (for shutdown). */
+  async idle(): Promise<void> {
+    while (this.#loop !== undefined) await this.#loop;
+  }
+
+  async #drain(): Promise<void> {
+    for (let work = this.#queue.shift(); work !== undefined; work = this.#queue.shift()) {
+      try {
+        const messages: Message[] = [];
+        const counts: [ModelRunner, number][] = [];
+        for (const runner of work.hold.routing.shadows) {
+          const produced = await this.#score(runner, work);
+          messages.push(...produced);
+          if (produced.length > 0) counts.push([runner, produced.length]);
+        }
+        if (messages.length > 0) await this.#send(messages, counts);
+      } finally {
+        work.hold.release();
+      }
+    }
+  }
+
+  async #score(runner: ModelRunner, work: ShadowWork): Promise<Message[]> {
+    const { name: model, version } = runner.metadata;
+    const features = work.events.map((event) => event.features);
+    if (!runner.featureNames.every((name) => features.every((row) => Number.isFinite(row[name])))) {
+      this.#drop(runner, 'missing_feature', work.events.length);
+      return [];
+    }
+    let outputs;
+    const started = performance.now();
+    try {
+      outputs = await runner.score(buildMatrix(features, runner.featureNames), features.length);
+    } catch (error) {
+      this.#drop(runner, 'inference_failed', work.events.length, error);
+      return [];
+    }
+    this.#metrics.inferenceSeconds.observe(
+      { model, version, route: 'shadow' },
+      (performance.now() - started) / 1_000,
+    );
+    this.#metrics.batchRows.observe({ model, version, route: 'shadow' }, features.length);
+    const scoredAt = Date.now();
+    return Promise.all(
+      work.events.map(async (event, row): Promise<Message> => {
+        const values: Record<string, number> = {};
+        for (const [name, column] of outputs) values[name] = column[row]!;
+        const served = work.served[row]!;
+        const record: ShadowPrediction = {
+          request_id: event.request_id,
+          entity_key: event.entity_key,
+          model_name: model,
+          model_version: version,
+          route: 'shadow',
+          outputs: values,
+          served_version: served.version,
+          served_route: served.route,
+          served_outputs: served.outputs,
+          event_time: event.event_time,
+          scored_at: scoredAt,
+        };
+        return { key: work.keys[row] ?? null, value: await this.#encoder.encode(record) };
+      }),
+    );
+  }
+
+  async #send(messages: Message[], counts: [ModelRunner, number][]): Promise<void> {
+    try {
+      await this.#producer.sendBatch({ topicMessages: [{ topic: this.#topic, messages }], acks: -1 });
+      for (const [runner, count] of counts) {
+        this.#metrics.shadowPublished.inc(
+          { model: runner.metadata.name, version: runner.metadata.version },
+          count,
+        );
+      }
+    } catch (error) {
+      for (const [runner, count] of counts) this.#drop(runner, 'publish_failed', count, error);
+    }
+  }
+
+  #drop(runner: ModelRunner, reason: string, count: number, error?: unknown): void {
+    const { name: model, version } = runner.metadata;
+    this.#metrics.shadowDropped.inc({ model, version, reason }, count);
+    const now = Date.now();
+    const key = `${version}:${reason}`;
+    if (now - (this.#lastLogged.get(key) ?? 0) < 60_000) return;
+    this.#lastLogged.set(key, now);
+    this.#log.warn(
+      { model, version, reason, records: count, ...(error === undefined ? {} : { err: error }) },
+      `shadow records dropped (${reason})${error === undefined ? '' : `: ${describeError(error)}`}; predictions are not affected`,
+    );
+  }
+}
