@@ -102,8 +102,9 @@ describe('serve: kill -9 mid-stream, then restart', () => {
     const missing = ids.filter((id) => !seen.has(id));
     assert.deepEqual(missing.slice(0, 10), [], `${missing.length} of ${ids.length} events never scored`);
     const repeats = records.length - seen.size;
-    // At-least-once: a kill repeats at most what was in flight, which is bounded by the pending limit.
-    assert.ok(repeats <= 1_500, `${repeats} repeated predictions`);
+    // At-least-once: a kill repeats what was consumed but not yet committed (pending events plus
+    // about one commit interval of output). A replica that never committed would repeat all 15,000.
+    assert.ok(repeats <= 5_000, `${repeats} repeated predictions`);
     process.stdout.write(
       `# crash test: ${ids.length} events, ${records.length} predictions, ${repeats} repeats\n`,
     );

@@ -8,7 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type IHeaders, type Producer } from 'kafkajs';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import type { FeatureEvent } from '../src/codec/requests.js';
 import { readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+import { EventGenerator, readFeatureSpecs } from '../src/produce/generator.js';
 
 export const BROKERS = process.env.KAFKA_BROKERS;
 export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL;
@@ -259,4 +261,88 @@ export function metricValue(text: string, name: string, labels: Record<string, s
       total += Number(match[3]);
   }
   return total;
+}
+
+const FRAUD_FEATURES = [
+  'amount',
+  'account_age_days',
+  'tx_count_24h',
+  'distance_from_home_km',
+  'merchant_risk',
+  'hour_of_day',
+  'is_foreign',
+  'card_present',
+];
+
+/** Synthetic fraud events; keyOf(i) sets the entity key (and so the Kafka key) of event i. */
+export function fraudEvents(
+  count: number,
+  options: { seed: number; runId: string; keyOf?: (i: number) => string },
+): FeatureEvent[] {
+  const generator = new EventGenerator({
+    featureNames: FRAUD_FEATURES,
+    specs: readFeatureSpecs('training/fraud_features.json'),
+    seed: options.seed,
+    keys: 1_000,
+    runId: options.runId,
+  });
+  return Array.from({ length: count }, (_, i) => {
+    const event = generator.next();
+    return options.keyOf === undefined ? event : { ...event, entity_key: options.keyOf(i) };
+  });
+}
+
+/** Writes events keyed by entity key, in chunks; paced to `rate` events/s when given. */
+export async function produceEvents(
+  topic: string,
+  events: FeatureEvent[],
+  options: { rate?: number } = {},
+): Promise<void> {
+  const schemaId = await registerFeatureSchema(topic);
+  const producer = await connectProducer();
+  const chunk = options.rate === undefined ? 1_000 : Math.max(1, Math.round(options.rate / 20));
+  const started = Date.now();
+  try {
+    for (let sent = 0; sent < events.length; sent += chunk) {
+      if (options.rate !== undefined) {
+        const wait = started + (sent / options.rate) * 1_000 - Date.now();
+        if (wait > 0) await sleep(wait);
+      }
+      const messages = [];
+      for (const event of events.slice(sent, sent + chunk)) {
+        messages.push({
+          key: event.entity_key,
+          value: await registry.encode(schemaId, { ...event, event_time: Date.now() }),
+        });
+      }
+      await producer.send({ topic, messages });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Decodes collected records through the registry. */
+export async function decodeAll<T>(
+  records: RawRecord[],
+): Promise<(T & { partition: number; offset: string })[]> {
+  const decoded = [];
+  for (const record of records) {
+    const value = (await registry.decode(record.value!)) as T;
+    decoded.push({ ...value, partition: record.partition, offset: record.offset });
+  }
+  return decoded;
+}
+
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

@@ -63,17 +63,19 @@ const COMMANDS: Record<string, CommandSpec> = {
       }),
   },
   models: {
-    summary: 'Model repository: `models list` loads and checks every version on disk.',
-    usage: 'streamscore models list [--models-dir DIR]',
+    summary: 'Model repository: list versions, validate a version folder, describe a model.',
+    usage: 'streamscore models list | validate <models/NAME/VERSION> | describe <NAME>',
     flags: {},
     run: async (config, _flags, positionals) => {
-      if (positionals[0] !== 'list') {
-        throw new StreamscoreError(
-          'USAGE',
-          `unknown models subcommand ${JSON.stringify(positionals[0] ?? '')}; expected: list`,
-        );
-      }
-      return (await import('./commands/models.js')).listModels(config);
+      const [sub, argument] = positionals;
+      const commands = await import('./commands/models.js');
+      if (sub === 'list') return commands.listModels(config);
+      if (sub === 'validate') return commands.validateModel(config, argument);
+      if (sub === 'describe') return commands.describeModel(config, argument);
+      throw new StreamscoreError(
+        'USAGE',
+        `unknown models subcommand ${JSON.stringify(sub ?? '')}; expected list, validate <path> or describe <name>`,
+      );
     },
   },
 };

@@ -46,6 +46,8 @@ export async function serve(config: Config): Promise<number> {
     intervalMs: config.reloadIntervalMs,
     logger,
   });
+  // Model reloads do not depend on Kafka: they start with the first routing, before the group join.
+  await watcher.start();
 
   const telemetry = await startTelemetryServer(
     promRegistry,
@@ -121,7 +123,6 @@ export async function serve(config: Config): Promise<number> {
     process.on('SIGINT', onSignal);
 
     await active.start();
-    await watcher.start();
     const fatal = await active.done;
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -189,7 +189,7 @@ export const OPTIONS = {
   shadowMaxPendingBatches: {
     kind: 'integer',
     env: 'STREAMSCORE_SHADOW_MAX_PENDING_BATCHES',
-    default: 8,
+    default: 32,
     min: 1,
     description:
       'Batches waiting for shadow scoring beyond which shadow work is dropped (and counted), never delaying predictions.',

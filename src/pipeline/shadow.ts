@@ -8,6 +8,9 @@ import type { Hold } from '../models/live.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
 
+/** Shadow sends queued behind each other before scoring waits for them. */
+const MAX_SENDS_IN_FLIGHT = 4;
+
 /** One scored batch, handed to the shadows with what was published for each event. */
 export interface ShadowWork {
   hold: Hold;
@@ -31,6 +34,9 @@ export class ShadowScorer {
   readonly #metrics: ServeMetrics;
   readonly #queue: ShadowWork[] = [];
   #loop: Promise<void> | undefined;
+  /** Sends run one after another on their own chain, so scoring the next batch does not wait for acks. */
+  #sends: Promise<void> = Promise.resolve();
+  #sendsPending = 0;
   /** Last failure logged per version, so a failing shadow is one log line a minute, not one per batch. */
   readonly #lastLogged = new Map<string, number>();
 
@@ -61,9 +67,10 @@ export class ShadowScorer {
     this.#loop ??= this.#drain().finally(() => (this.#loop = undefined));
   }
 
-  /** Waits for queued work to finish (for shutdown). */
+  /** Waits for queued work and its sends to finish (for shutdown). */
   async idle(): Promise<void> {
     while (this.#loop !== undefined) await this.#loop;
+    await this.#sends;
   }
 
   async #drain(): Promise<void> {
@@ -76,7 +83,7 @@ export class ShadowScorer {
           messages.push(...produced);
           if (produced.length > 0) counts.push([runner, produced.length]);
         }
-        if (messages.length > 0) await this.#send(messages, counts);
+        if (messages.length > 0) await this.#enqueueSend(messages, counts);
       } finally {
         work.hold.release();
       }
@@ -125,6 +132,16 @@ export class ShadowScorer {
         return { key: work.keys[row] ?? null, value: await this.#encoder.encode(record) };
       }),
     );
+  }
+
+  /** Chains the send; waits only when too many are already in flight (bounded memory). */
+  async #enqueueSend(messages: Message[], counts: [ModelRunner, number][]): Promise<void> {
+    this.#sendsPending += 1;
+    const sent = this.#sends
+      .then(() => this.#send(messages, counts))
+      .finally(() => (this.#sendsPending -= 1));
+    this.#sends = sent;
+    if (this.#sendsPending > MAX_SENDS_IN_FLIGHT) await sent;
   }
 
   async #send(messages: Message[], counts: [ModelRunner, number][]): Promise<void> {
