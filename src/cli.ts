@@ -36,6 +36,15 @@ const COMMANDS: Record<string, CommandSpec> = {
       seed: { type: 'string', help: 'Random seed; the same seed writes the same features.', default: '1' },
       'run-id': { type: 'string', help: 'Prefix of request ids (default: random).' },
       spec: { type: 'string', help: 'Feature distribution file (default training/<model>_features.json).' },
+      shift: {
+        type: 'string',
+        help: 'Drift: FEATURE=K[,FEATURE=K] adds K standard deviations to the feature (a mean shift).',
+      },
+      mix: {
+        type: 'string',
+        help: 'Drift: FEATURE=P[,FEATURE=P] draws a bernoulli feature with rate P instead.',
+      },
+      'drift-from': { type: 'string', help: 'Event index from which --shift and --mix apply.', default: '0' },
     },
     run: async (config, flags) =>
       (await import('./commands/produce.js')).produce(config, {
@@ -45,6 +54,14 @@ const COMMANDS: Record<string, CommandSpec> = {
         seed: wholeNumber(flags, 'seed', 0),
         runId: typeof flags['run-id'] === 'string' ? flags['run-id'] : randomBytes(4).toString('hex'),
         spec: typeof flags.spec === 'string' ? flags.spec : undefined,
+        drift:
+          typeof flags.shift === 'string' || typeof flags.mix === 'string'
+            ? {
+                fromEvent: wholeNumber(flags, 'drift-from', 0),
+                shifts: assignments(flags, 'shift', -100, 100),
+                mixes: assignments(flags, 'mix', 0, 1),
+              }
+            : undefined,
       }),
   },
   tail: {
@@ -89,6 +106,30 @@ function wholeNumber(flags: Record<string, unknown>, name: string, min: number):
     );
   }
   return value;
+}
+
+/** FEATURE=NUMBER[,FEATURE=NUMBER...] with each number in [min, max]. */
+function assignments(
+  flags: Record<string, unknown>,
+  name: string,
+  min: number,
+  max: number,
+): Record<string, number> {
+  const text = flags[name];
+  const result: Record<string, number> = {};
+  if (typeof text !== 'string') return result;
+  for (const part of text.split(',')) {
+    const [feature, value] = part.split('=');
+    const number = Number(value);
+    if (!feature || value === undefined || !Number.isFinite(number) || number < min || number > max) {
+      throw new StreamscoreError(
+        'USAGE',
+        `--${name}: "${part}" is not FEATURE=NUMBER with NUMBER from ${min} to ${max}`,
+      );
+    }
+    result[feature.trim()] = number;
+  }
+  return result;
 }
 
 function settingsHelp(): string {

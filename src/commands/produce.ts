@@ -6,7 +6,7 @@ import type { Config } from '../config/options.js';
 import { StreamscoreError } from '../errors.js';
 import { connectAdmin, createKafka, ensureTopics } from '../kafka/client.js';
 import { ModelRepository } from '../models/repository.js';
-import { EventGenerator, readFeatureSpecs } from '../produce/generator.js';
+import { EventGenerator, readFeatureSpecs, type DriftOptions } from '../produce/generator.js';
 import { createLogger } from '../telemetry/logger.js';
 
 export interface ProduceOptions {
@@ -18,6 +18,7 @@ export interface ProduceOptions {
   runId: string;
   /** Feature spec file; default training/<model>_features.json when it exists. */
   spec?: string | undefined;
+  drift?: DriftOptions | undefined;
 }
 
 /** Records per produce request: large enough to amortise the round trip, small enough to pace. */
@@ -40,6 +41,7 @@ export async function produce(config: Config, options: ProduceOptions): Promise<
     seed: options.seed,
     keys: options.keys,
     runId: options.runId,
+    drift: options.drift,
   });
 
   const kafka = createKafka(config, logger);

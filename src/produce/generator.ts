@@ -83,6 +83,38 @@ export function sampleFeature(spec: FeatureSpec, random: Random): number {
   return value;
 }
 
+/** The standard deviation of a feature's distribution (before clipping), from its parameters. */
+export function featureStd(spec: FeatureSpec): number {
+  const p = spec.params;
+  switch (spec.kind) {
+    case 'normal':
+      return p.std!;
+    case 'lognormal':
+      return Math.sqrt((Math.exp(p.sigma! ** 2) - 1) * Math.exp(2 * p.mu! + p.sigma! ** 2));
+    case 'uniform':
+      return (p.high! - p.low!) / Math.sqrt(12);
+    case 'uniform_int': {
+      const n = p.high! - p.low! + 1;
+      return Math.sqrt((n * n - 1) / 12);
+    }
+    case 'bernoulli':
+      return Math.sqrt(p.p! * (1 - p.p!));
+    case 'poisson':
+      return Math.sqrt(p.lambda!);
+  }
+}
+
+/**
+ * Drift to inject, for testing monitors: from event `fromEvent` on, `shifts` adds k standard
+ * deviations to a feature (a mean shift of k sigma, any kind), `mixes` sets a new rate for a
+ * bernoulli feature (a changed categorical mix).
+ */
+export interface DriftOptions {
+  fromEvent: number;
+  shifts: Record<string, number>;
+  mixes: Record<string, number>;
+}
+
 const KINDS = new Set(['normal', 'lognormal', 'uniform', 'uniform_int', 'bernoulli', 'poisson']);
 
 /** Reads a feature spec file; features it does not list are drawn standard normal. */
@@ -120,12 +152,15 @@ export interface GeneratorOptions {
   keys: number;
   /** Prefix of request ids, so several runs in one topic stay distinct. */
   runId: string;
+  drift?: DriftOptions | undefined;
 }
 
 /** Synthetic FeatureEvents: the load generator for demos, tests and benchmarks. */
 export class EventGenerator {
   readonly #random: Random;
   readonly #samplers: ((random: Random) => number)[];
+  /** Samplers with the drift applied, used from drift.fromEvent on. */
+  readonly #drifted: ((random: Random) => number)[];
   readonly #names: readonly string[];
   readonly #options: GeneratorOptions;
   #sequence = 0;
@@ -135,11 +170,34 @@ export class EventGenerator {
     this.#random = new Random(options.seed);
     const byName = new Map(options.specs.map((spec) => [spec.name, spec]));
     this.#names = options.featureNames;
-    this.#samplers = options.featureNames.map((name) => {
-      const spec = byName.get(name);
-      return spec === undefined
+    const sampler = (spec: FeatureSpec | undefined) =>
+      spec === undefined
         ? (random: Random) => random.normal()
         : (random: Random) => sampleFeature(spec, random);
+    this.#samplers = options.featureNames.map((name) => sampler(byName.get(name)));
+    const drift = options.drift;
+    for (const name of [...Object.keys(drift?.shifts ?? {}), ...Object.keys(drift?.mixes ?? {})]) {
+      if (!options.featureNames.includes(name)) {
+        throw new StreamscoreError(
+          'USAGE',
+          `drift names feature "${name}", which the model does not use (${options.featureNames.join(', ')})`,
+        );
+      }
+    }
+    this.#drifted = options.featureNames.map((name, i) => {
+      const spec = byName.get(name);
+      const mix = drift?.mixes[name];
+      const shift = drift?.shifts[name];
+      let base = this.#samplers[i]!;
+      if (mix !== undefined) {
+        if (spec?.kind !== 'bernoulli') {
+          throw new StreamscoreError('USAGE', `--mix ${name}: only bernoulli features have a mix`);
+        }
+        base = sampler({ ...spec, params: { p: mix } });
+      }
+      if (shift === undefined) return base;
+      const delta = shift * (spec === undefined ? 1 : featureStd(spec));
+      return (random: Random) => base(random) + delta;
     });
   }
 
@@ -147,8 +205,9 @@ export class EventGenerator {
     const sequence = this.#sequence;
     this.#sequence += 1;
     const features: Record<string, number> = {};
-    for (let i = 0; i < this.#names.length; i += 1)
-      features[this.#names[i]!] = this.#samplers[i]!(this.#random);
+    const drifting = this.#options.drift !== undefined && sequence >= this.#options.drift.fromEvent;
+    const samplers = drifting ? this.#drifted : this.#samplers;
+    for (let i = 0; i < this.#names.length; i += 1) features[this.#names[i]!] = samplers[i]!(this.#random);
     const entity = Math.floor(this.#random.uniform() * this.#options.keys);
     return {
       request_id: `${this.#options.runId}-${sequence}`,

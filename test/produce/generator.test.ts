@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EventGenerator, Random, readFeatureSpecs, sampleFeature } from '../../src/produce/generator.js';
+import { StreamscoreError } from '../../src/errors.js';
+import {
+  EventGenerator,
+  Random,
+  featureStd,
+  readFeatureSpecs,
+  sampleFeature,
+} from '../../src/produce/generator.js';
 
 const specs = readFeatureSpecs('training/fraud_features.json');
 const names = specs.map((spec) => spec.name);
@@ -52,5 +59,41 @@ describe('EventGenerator', () => {
     const m = mean(values);
     const variance = mean(values.map((v) => (v - m) ** 2));
     assert.ok(Math.abs(m) < 0.05 && Math.abs(variance - 1) < 0.05, `mean ${m}, variance ${variance}`);
+  });
+
+  it('injects drift from a given event on: a k-sigma mean shift and a new categorical mix', () => {
+    const drift = { fromEvent: 5_000, shifts: { merchant_risk: 0.5, amount: 1 }, mixes: { is_foreign: 0.3 } };
+    const generator = new EventGenerator({
+      featureNames: names,
+      specs,
+      seed: 9,
+      keys: 10,
+      runId: 'd',
+      drift,
+    });
+    const events = Array.from({ length: 25_000 }, () => generator.next());
+    const before = events.slice(0, 5_000).map((e) => e.features);
+    const after = events.slice(5_000).map((e) => e.features);
+    const gap = (name: string) => mean(after.map((f) => f[name]!)) - mean(before.map((f) => f[name]!));
+    const risk = specs.find((s) => s.name === 'merchant_risk')!;
+    assert.ok(
+      Math.abs(gap('merchant_risk') - 0.5 * 0.15) < 0.01,
+      `merchant_risk moved ${gap('merchant_risk')}`,
+    );
+    const amount = specs.find((s) => s.name === 'amount')!;
+    assert.ok(Math.abs(gap('amount') / featureStd(amount) - 1) < 0.15, `amount moved ${gap('amount')}`);
+    assert.ok(Math.abs(mean(after.map((f) => f.is_foreign!)) - 0.3) < 0.015);
+    assert.ok(Math.abs(gap('hour_of_day')) < 0.3, 'untouched features stay put');
+    assert.equal(featureStd(risk), 0.15);
+  });
+
+  it('refuses drift on a feature the model does not use, or a mix on a non-bernoulli feature', () => {
+    const make = (drift: {
+      fromEvent: number;
+      shifts: Record<string, number>;
+      mixes: Record<string, number>;
+    }) => new EventGenerator({ featureNames: names, specs, seed: 1, keys: 1, runId: 'x', drift });
+    assert.throws(() => make({ fromEvent: 0, shifts: { nope: 1 }, mixes: {} }), StreamscoreError);
+    assert.throws(() => make({ fromEvent: 0, shifts: {}, mixes: { amount: 0.5 } }), /only bernoulli/);
   });
 });
