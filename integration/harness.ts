@@ -193,8 +193,12 @@ export class ServeProcess {
     this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  static start(topics: TestTopics, env: Record<string, string> = {}): ServeProcess {
-    const child = spawn(process.execPath, ['dist/src/cli.js', 'serve'], {
+  static start(
+    topics: TestTopics,
+    env: Record<string, string> = {},
+    command: 'serve' | 'drift' = 'serve',
+  ): ServeProcess {
+    const child = spawn(process.execPath, ['dist/src/cli.js', command], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         PATH: process.env.PATH,
@@ -207,6 +211,7 @@ export class ServeProcess {
         STREAMSCORE_SHADOW_TOPIC: topics.shadow,
         STREAMSCORE_GROUP_ID: topics.group,
         STREAMSCORE_METRICS_PORT: '0',
+        STREAMSCORE_DRIFT_METRICS_PORT: '0',
         STREAMSCORE_METRICS_HOST: '127.0.0.1',
         STREAMSCORE_INFERENCE_THREADS: '1',
         ...env,
@@ -219,7 +224,7 @@ export class ServeProcess {
   async ready(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.lines.some((line) => line.msg === 'joined consumer group')) return;
+      if (this.lines.some((line) => /joined (consumer|its) group/.test(String(line.msg)))) return;
       if (this.child.exitCode !== null) break;
       await sleep(50);
     }
@@ -227,7 +232,7 @@ export class ServeProcess {
   }
 
   get metricsPort(): number {
-    const line = this.lines.find((l) => typeof l.port === 'number' && String(l.msg).startsWith('metrics on'));
+    const line = this.lines.find((l) => typeof l.port === 'number' && /metrics on/.test(String(l.msg)));
     if (!line) throw new Error('serve has not logged its metrics port yet');
     return line.port as number;
   }

@@ -64,6 +64,12 @@ const COMMANDS: Record<string, CommandSpec> = {
             : undefined,
       }),
   },
+  drift: {
+    summary: 'Watch requests, predictions and shadow outputs; report drift per window and model version.',
+    usage: 'streamscore drift [--drift-window-events N] [--drift-window-ms MS] [...settings]',
+    flags: {},
+    run: async (config) => (await import('./commands/drift.js')).drift(config),
+  },
   tail: {
     summary: 'Print records of a topic as JSON lines, decoded (predictions by default).',
     usage: 'streamscore tail [--topic NAME] [--count N] [--timeout-ms MS] [...settings]',

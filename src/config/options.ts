@@ -261,6 +261,87 @@ export const OPTIONS = {
     min: 0,
     description: 'On SIGTERM, how long in-flight work may take to finish before the process exits anyway.',
   },
+  driftTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_DRIFT_TOPIC',
+    default: 'streamscore.drift',
+    description: 'Topic the DriftReport records are written to.',
+  },
+  driftGroupId: {
+    kind: 'string',
+    env: 'STREAMSCORE_DRIFT_GROUP_ID',
+    default: 'streamscore-drift',
+    description: 'Consumer group shared by all drift replicas.',
+  },
+  driftWindowEvents: {
+    kind: 'integer',
+    env: 'STREAMSCORE_DRIFT_WINDOW_EVENTS',
+    default: 2_000,
+    min: 10,
+    description: 'A drift window closes after this many outputs of a model version.',
+  },
+  driftWindowMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_DRIFT_WINDOW_MS',
+    default: 300_000, // five minutes
+    min: 1_000,
+    description:
+      'A drift window closes this long after it opened, if the event count was not reached first, milliseconds.',
+  },
+  driftPsiWarn: {
+    kind: 'number',
+    env: 'STREAMSCORE_DRIFT_PSI_WARN',
+    default: 0.1,
+    min: 0,
+    description: 'PSI at or above which a distribution is warn (when the test is also significant).',
+  },
+  driftPsiAlert: {
+    kind: 'number',
+    env: 'STREAMSCORE_DRIFT_PSI_ALERT',
+    default: 0.25,
+    min: 0,
+    description: 'PSI at or above which a distribution is alert (when the test is also significant).',
+  },
+  driftPValue: {
+    kind: 'number',
+    env: 'STREAMSCORE_DRIFT_P_VALUE',
+    default: 0.05,
+    min: 0,
+    max: 1,
+    description: 'Family-wise level for the Holm-adjusted chi-square p-values.',
+  },
+  driftAgreementWarn: {
+    kind: 'number',
+    env: 'STREAMSCORE_DRIFT_AGREEMENT_WARN',
+    default: 0.95,
+    min: 0,
+    max: 1,
+    description: 'Primary-shadow decision agreement below which the comparison is warn.',
+  },
+  driftAgreementAlert: {
+    kind: 'number',
+    env: 'STREAMSCORE_DRIFT_AGREEMENT_ALERT',
+    default: 0.9,
+    min: 0,
+    max: 1,
+    description: 'Primary-shadow decision agreement below which the comparison is alert.',
+  },
+  driftJoinMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_DRIFT_JOIN_MS',
+    default: 30_000, // thirty seconds
+    min: 100,
+    description:
+      'How long a request waits for its prediction and shadow records; must exceed the lag between the topics.',
+  },
+  driftMetricsPort: {
+    kind: 'integer',
+    env: 'STREAMSCORE_DRIFT_METRICS_PORT',
+    default: 9465,
+    min: 0,
+    max: 65_535,
+    description: 'HTTP port of the drift monitor for /metrics, /healthz and /readyz; 0 picks a free port.',
+  },
   logLevel: {
     kind: 'string',
     env: 'STREAMSCORE_LOG_LEVEL',

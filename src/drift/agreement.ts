@@ -29,7 +29,7 @@ export interface AgreementSnapshot {
   servedOnly: number;
   /** Records of this shadow whose prediction never arrived within the join time. */
   shadowOnly: number;
-  /** Unmatched entries dropped from the full join before their time was up (neither side known). */
+  /** Unmatched records dropped from a full join before their time was up: one-sided or not, unknown. */
   evicted: number;
   servedThreshold: number;
   shadowThreshold: number;

@@ -2,8 +2,9 @@
  * A join buffer keyed by request id, bounded two ways: an entry lives `ttlMs` after it was first
  * seen, and at most `maxEntries` live at once (the oldest is evicted to make room). Either way the
  * owner is told, so it can settle what the entry still owes (a side that never came) and count
- * evictions. A JavaScript Map iterates in insertion order, so the oldest entry is always first and
- * both expiry and eviction cost O(1) per entry.
+ * evictions. Entries leave only from the old end, so a FIFO of keys beside the Map finds them in
+ * O(1): iterating the Map itself from its start would first walk the slots of every entry already
+ * deleted (V8 leaves them until it rehashes), a cost paid on every call.
  */
 export interface JoinOptions<V> {
   ttlMs: number;
@@ -15,7 +16,11 @@ export interface JoinOptions<V> {
 }
 
 export class ExpiringJoin<V> {
-  readonly #entries = new Map<string, { at: number; value: V }>();
+  readonly #entries = new Map<string, V>();
+  /** Keys and first-seen times in insertion order; live ones from #head on. */
+  #keys: string[] = [];
+  #times: number[] = [];
+  #head = 0;
   readonly #options: JoinOptions<V>;
   #evictions = 0;
 
@@ -38,33 +43,47 @@ export class ExpiringJoin<V> {
   /** The entry for key, made with `create` (first seen at `now`) if there is none. */
   entry(key: string, now: number, create: () => V): V {
     const existing = this.#entries.get(key);
-    if (existing !== undefined) return existing.value;
+    if (existing !== undefined) return existing;
     while (this.#entries.size >= this.#options.maxEntries) {
-      const [oldestKey, oldest] = this.#entries.entries().next().value as [string, { at: number; value: V }];
-      this.#entries.delete(oldestKey);
+      const [oldestKey, oldest] = this.#shift();
       this.#evictions += 1;
-      this.#options.onEvict(oldestKey, oldest.value);
+      this.#options.onEvict(oldestKey, oldest);
     }
     const value = create();
-    this.#entries.set(key, { at: now, value });
+    this.#entries.set(key, value);
+    this.#keys.push(key);
+    this.#times.push(now);
     return value;
   }
 
   /** Settles every entry first seen at or before now - ttlMs. */
   expire(now: number): void {
     const cutoff = now - this.#options.ttlMs;
-    for (const [key, entry] of this.#entries) {
-      if (entry.at > cutoff) break;
-      this.#entries.delete(key);
-      this.#options.onExpire(key, entry.value);
+    while (this.#head < this.#keys.length && this.#times[this.#head]! <= cutoff) {
+      const [key, value] = this.#shift();
+      this.#options.onExpire(key, value);
     }
   }
 
   /** Settles every entry now, whatever its age (at shutdown). */
   expireAll(): void {
-    for (const [key, entry] of this.#entries) {
-      this.#entries.delete(key);
-      this.#options.onExpire(key, entry.value);
+    while (this.#head < this.#keys.length) {
+      const [key, value] = this.#shift();
+      this.#options.onExpire(key, value);
     }
+  }
+
+  /** Removes the oldest entry. The FIFO is compacted once its dead half is large. */
+  #shift(): [string, V] {
+    const key = this.#keys[this.#head]!;
+    this.#head += 1;
+    const value = this.#entries.get(key)!;
+    this.#entries.delete(key);
+    if (this.#head >= 1_024 && this.#head * 2 >= this.#keys.length) {
+      this.#keys = this.#keys.slice(this.#head);
+      this.#times = this.#times.slice(this.#head);
+      this.#head = 0;
+    }
+    return [key, value];
   }
 }

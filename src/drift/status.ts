@@ -136,7 +136,7 @@ export class StatusTracker {
   /** The transition this window made, or undefined when nothing changed. */
   observe(summary: StatusSummary): StatusTransition | undefined {
     const key = `${summary.model}/${summary.version}`;
-    const previous = this.#last.get(key) ?? { status: 'ok' as DriftStatus, subjects: new Map() };
+    const previous = this.#last.get(key) ?? { status: 'ok', subjects: new Map<string, DriftStatus>() };
     const changes: SubjectChange[] = [];
     const names = new Set([...previous.subjects.keys(), ...summary.subjects.keys()]);
     for (const subject of names) {
