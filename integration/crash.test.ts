@@ -1,29 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Prediction } from '../src/codec/predictions.js';
-import { EventGenerator } from '../src/produce/generator.js';
 import {
   ServeProcess,
   collect,
-  connectProducer,
   createTopics,
+  fraudEvents,
   metricValue,
-  registerFeatureSchema,
+  produceEvents,
   registry,
   sleep,
   type TestTopics,
 } from './harness.js';
-
-const FEATURES = [
-  'amount',
-  'account_age_days',
-  'tx_count_24h',
-  'distance_from_home_km',
-  'merchant_risk',
-  'hour_of_day',
-  'is_foreign',
-  'card_present',
-];
 
 describe('serve: kill -9 mid-stream, then restart', () => {
   let topics: TestTopics & { remove(): Promise<void> };
@@ -38,56 +26,34 @@ describe('serve: kill -9 mid-stream, then restart', () => {
   });
 
   it('loses nothing: every request id gets a prediction (repeats allowed)', async () => {
-    const schemaId = await registerFeatureSchema(topics.requests);
-    const generator = new EventGenerator({
-      featureNames: FEATURES,
-      specs: [],
-      seed: 5,
-      keys: 1_000,
-      runId: 'crash',
-    });
-    const ids: string[] = [];
-    const producer = await connectProducer();
-    const produce = async (count: number) => {
-      for (let sent = 0; sent < count; sent += 500) {
-        const messages = [];
-        for (let i = 0; i < 500; i += 1) {
-          const event = generator.next();
-          ids.push(event.request_id);
-          messages.push({ key: event.entity_key, value: await registry.encode(schemaId, event) });
-        }
-        await producer.send({ topic: topics.requests, messages });
-      }
-    };
+    const first15k = fraudEvents(15_000, { seed: 5, runId: 'crash' });
+    const last5k = fraudEvents(5_000, { seed: 6, runId: 'crash-after' });
+    const ids = [...first15k, ...last5k].map((event) => event.request_id);
     // Small batches and a short linger keep many batches in flight when the kill lands.
     const env = {
       STREAMSCORE_BATCH_MAX_ROWS: '50',
       STREAMSCORE_COMMIT_INTERVAL_MS: '100',
       STREAMSCORE_MAX_PENDING_EVENTS: '500',
     };
-    try {
-      await produce(15_000);
-      const first = ServeProcess.start(topics, env);
-      replicas.push(first);
-      await first.ready();
-      // Kill once it is well into the stream but not done.
-      for (let i = 0; i < 600; i += 1) {
-        const published = metricValue(await first.metrics(), 'streamscore_predictions_published_total');
-        if (published >= 3_000) break;
-        await sleep(20);
-      }
-      const before = metricValue(await first.metrics(), 'streamscore_predictions_published_total');
-      assert.ok(before < 15_000, `serve finished (${before}) before the kill; the test needs it mid-stream`);
-      const killed = await first.stop('SIGKILL');
-      assert.equal(killed.signal, 'SIGKILL');
-
-      const second = ServeProcess.start(topics, env);
-      replicas.push(second);
-      await second.ready();
-      await produce(5_000);
-    } finally {
-      await producer.disconnect();
+    await produceEvents(topics.requests, first15k);
+    const first = ServeProcess.start(topics, env);
+    replicas.push(first);
+    await first.ready();
+    // Kill once it is well into the stream but not done.
+    for (let i = 0; i < 600; i += 1) {
+      const published = metricValue(await first.metrics(), 'streamscore_predictions_published_total');
+      if (published >= 3_000) break;
+      await sleep(20);
     }
+    const before = metricValue(await first.metrics(), 'streamscore_predictions_published_total');
+    assert.ok(before < 15_000, `serve finished (${before}) before the kill; the test needs it mid-stream`);
+    const killed = await first.stop('SIGKILL');
+    assert.equal(killed.signal, 'SIGKILL');
+
+    const second = ServeProcess.start(topics, env);
+    replicas.push(second);
+    await second.ready();
+    await produceEvents(topics.requests, last5k);
 
     const records = await collect(topics.predictions, {
       count: ids.length,

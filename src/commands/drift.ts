@@ -1,11 +1,7 @@
 import { join } from 'node:path';
 import { CompressionTypes } from 'kafkajs';
-import {
-  createRegistry as createSchemaRegistry,
-  readSchemaFile,
-  registerValueSchema,
-} from '../codec/registry.js';
 import type { Config } from '../config/options.js';
+import { connect } from './connect.js';
 import { createDriftMetrics, recordReport } from '../drift/metrics.js';
 import { DriftMonitor } from '../drift/monitor.js';
 import { readReference } from '../drift/reference.js';
@@ -13,7 +9,6 @@ import { summarize, type DriftReport } from '../drift/report.js';
 import { DEFAULT_THRESHOLDS, StatusTracker, checkThresholds } from '../drift/status.js';
 import { versionProfile, type VersionProfile } from '../drift/window.js';
 import { StreamscoreError, describeError } from '../errors.js';
-import { connectAdmin, createKafka, ensureTopics } from '../kafka/client.js';
 import { CoPartitionAssigner } from '../kafka/copartition.js';
 import { ModelRepository } from '../models/repository.js';
 import { startTelemetryServer } from '../telemetry/http.js';
@@ -68,27 +63,11 @@ export async function drift(config: Config): Promise<number> {
   );
   logger.info({ port: telemetry.port }, `drift metrics on http://127.0.0.1:${telemetry.port}/metrics`);
 
-  const kafka = createKafka(config, logger);
   const topics = [config.requestsTopic, config.predictionsTopic, config.shadowTopic];
-  const admin = await connectAdmin(kafka, config);
-  try {
-    if (config.createTopics)
-      await ensureTopics(admin, [...topics, config.driftTopic], config.topicPartitions);
-  } finally {
-    await admin.disconnect();
-  }
-  const registryOptions = {
-    url: config.schemaRegistryUrl,
-    username: config.schemaRegistryUsername,
-    password: config.schemaRegistryPassword,
-  };
-  const registry = createSchemaRegistry(registryOptions);
-  const reportSchemaId = await registerValueSchema(
-    registry,
-    registryOptions,
-    config.driftTopic,
-    await readSchemaFile('drift-report.avsc'),
-  );
+  const { kafka, registry, schemaIds } = await connect(config, logger, [...topics, config.driftTopic], {
+    [config.driftTopic]: 'drift-report.avsc',
+  });
+  const reportSchemaId = schemaIds.get(config.driftTopic)!;
 
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();

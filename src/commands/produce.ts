@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompressionTypes, Partitioners, type Message } from 'kafkajs';
-import { createRegistry, readSchemaFile, registerValueSchema } from '../codec/registry.js';
 import type { Config } from '../config/options.js';
+import { connect } from './connect.js';
 import { StreamscoreError } from '../errors.js';
-import { connectAdmin, createKafka, ensureTopics } from '../kafka/client.js';
 import { ModelRepository } from '../models/repository.js';
 import { EventGenerator, readFeatureSpecs, type DriftOptions } from '../produce/generator.js';
 import { createLogger } from '../telemetry/logger.js';
@@ -44,25 +43,10 @@ export async function produce(config: Config, options: ProduceOptions): Promise<
     drift: options.drift,
   });
 
-  const kafka = createKafka(config, logger);
-  const admin = await connectAdmin(kafka, config);
-  try {
-    if (config.createTopics) await ensureTopics(admin, [config.requestsTopic], config.topicPartitions);
-  } finally {
-    await admin.disconnect();
-  }
-  const registryOptions = {
-    url: config.schemaRegistryUrl,
-    username: config.schemaRegistryUsername,
-    password: config.schemaRegistryPassword,
-  };
-  const registry = createRegistry(registryOptions);
-  const schemaId = await registerValueSchema(
-    registry,
-    registryOptions,
-    config.requestsTopic,
-    await readSchemaFile('feature-event.avsc'),
-  );
+  const { kafka, registry, schemaIds } = await connect(config, logger, [config.requestsTopic], {
+    [config.requestsTopic]: 'feature-event.avsc',
+  });
+  const schemaId = schemaIds.get(config.requestsTopic)!;
   // The Java client's partitioner, so keys land where any other producer would put them.
   const producer = kafka.producer({
     allowAutoTopicCreation: false,

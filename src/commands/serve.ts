@@ -1,12 +1,7 @@
-import {
-  createRegistry as createSchemaRegistry,
-  readSchemaFile,
-  registerValueSchema,
-} from '../codec/registry.js';
 import type { Config } from '../config/options.js';
+import { connect } from './connect.js';
 import { StreamscoreError } from '../errors.js';
 import type { ExecutionProvider } from '../inference/runner.js';
-import { connectAdmin, createKafka, ensureTopics } from '../kafka/client.js';
 import { LiveModels, ModelUnavailableError, type Routing } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
 import { readRouting } from '../models/routing.js';
@@ -57,38 +52,14 @@ export async function serve(config: Config): Promise<number> {
   logger.info({ port: telemetry.port }, `metrics on http://127.0.0.1:${telemetry.port}/metrics`);
 
   try {
-    const kafka = createKafka(config, logger);
-    const admin = await connectAdmin(kafka, config);
-    try {
-      if (config.createTopics) {
-        const created = await ensureTopics(
-          admin,
-          [config.requestsTopic, config.predictionsTopic, config.deadLetterTopic, config.shadowTopic],
-          config.topicPartitions,
-        );
-        if (created.length > 0) logger.info({ topics: created }, 'created topics');
-      }
-    } finally {
-      await admin.disconnect();
-    }
-    const registryOptions = {
-      url: config.schemaRegistryUrl,
-      username: config.schemaRegistryUsername,
-      password: config.schemaRegistryPassword,
-    };
-    const registry = createSchemaRegistry(registryOptions);
-    const predictionSchemaId = await registerValueSchema(
-      registry,
-      registryOptions,
-      config.predictionsTopic,
-      await readSchemaFile('prediction.avsc'),
+    const { kafka, registry, schemaIds } = await connect(
+      config,
+      logger,
+      [config.requestsTopic, config.predictionsTopic, config.deadLetterTopic, config.shadowTopic],
+      { [config.predictionsTopic]: 'prediction.avsc', [config.shadowTopic]: 'shadow-prediction.avsc' },
     );
-    const shadowSchemaId = await registerValueSchema(
-      registry,
-      registryOptions,
-      config.shadowTopic,
-      await readSchemaFile('shadow-prediction.avsc'),
-    );
+    const predictionSchemaId = schemaIds.get(config.predictionsTopic)!;
+    const shadowSchemaId = schemaIds.get(config.shadowTopic)!;
     const active = new ServePipeline({
       settings: config,
       kafka,
