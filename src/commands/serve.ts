@@ -24,6 +24,7 @@ export async function serve(config: Config): Promise<number> {
     runner: {
       executionProvider: config.executionProvider as ExecutionProvider,
       threads: config.inferenceThreads,
+      worker: config.inferenceWorker,
     },
     logger,
     events: modelEvents(config.model, logger, metrics, (routing) => pipeline?.routingChanged(routing)),

@@ -225,6 +225,13 @@ export const OPTIONS = {
     max: 256,
     description: 'ONNX Runtime intra-op threads; 0 lets the runtime choose (one per core).',
   },
+  inferenceWorker: {
+    kind: 'boolean',
+    env: 'STREAMSCORE_INFERENCE_WORKER',
+    default: true,
+    description:
+      'Run each model session in a worker thread, so inference does not stop Kafka I/O and decoding.',
+  },
   executionProvider: {
     kind: 'string',
     env: 'STREAMSCORE_EXECUTION_PROVIDER',

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import ort from 'onnxruntime-node';
 import { StreamscoreError } from '../errors.js';
 import type { ModelMetadata, ModelVersion } from '../models/repository.js';
+import { openSession, type Session, type TensorResult, type ValueMetadata } from './session.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -11,6 +11,8 @@ export interface RunnerOptions {
   executionProvider: ExecutionProvider;
   /** Intra-op threads; 0 lets ONNX Runtime choose. */
   threads: number;
+  /** Run the session in a worker thread (see session.ts); false keeps it in this thread. */
+  worker?: boolean;
 }
 
 /** Output name -> one value per row. */
@@ -23,10 +25,10 @@ export type BatchOutputs = Map<string, Float64Array>;
 export class ModelRunner {
   readonly metadata: ModelMetadata;
   readonly featureNames: readonly string[];
-  readonly #session: ort.InferenceSession;
+  readonly #session: Session;
   readonly #inputName: string;
 
-  private constructor(metadata: ModelMetadata, session: ort.InferenceSession) {
+  private constructor(metadata: ModelMetadata, session: Session) {
     this.metadata = metadata;
     this.featureNames = Object.freeze([...metadata.inputs[0]!.features]);
     this.#session = session;
@@ -37,16 +39,13 @@ export class ModelRunner {
     const { metadata } = model;
     const context = { model: metadata.name, version: metadata.version, path: model.modelPath };
     assertProviderAvailable(options.executionProvider);
-    let session: ort.InferenceSession;
+    let session: Session;
     try {
-      session = await ort.InferenceSession.create(model.bytes, {
-        executionProviders: [options.executionProvider],
-        intraOpNumThreads: options.threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        // Failures reach our logs with their message; the runtime's own stderr lines would repeat them.
-        logSeverityLevel: 4,
-      });
+      session = await openSession(
+        model.bytes,
+        { executionProvider: options.executionProvider, threads: options.threads },
+        options.worker ?? false,
+      );
     } catch (error) {
       throw new StreamscoreError('MODEL_INVALID', `ONNX Runtime cannot load ${model.modelPath}`, {
         cause: error,
@@ -85,10 +84,9 @@ export class ModelRunner {
     if (matrix.length !== rows * width) {
       throw new RangeError(`score: matrix has ${matrix.length} values, expected ${rows} x ${width}`);
     }
-    const input = new ort.Tensor('float32', matrix, [rows, width]);
-    let results: ort.InferenceSession.OnnxValueMapType;
+    let results: Record<string, TensorResult>;
     try {
-      results = await this.#session.run({ [this.#inputName]: input });
+      results = await this.#session.run(this.#inputName, matrix, rows, width);
     } catch (error) {
       throw new StreamscoreError('INFERENCE_FAILED', `ONNX Runtime failed on a batch of ${rows} rows`, {
         cause: error,
@@ -202,11 +200,11 @@ const NUMERIC_TYPES = new Set([
   'bool',
 ]);
 
-function describeValue(meta: ort.InferenceSession.ValueMetadata): string {
+function describeValue(meta: ValueMetadata): string {
   return meta.isTensor ? `a ${meta.type} tensor` : 'a non-tensor value';
 }
 
-function columnOf(tensor: ort.Tensor, column: number | null, rows: number): Float64Array {
+function columnOf(tensor: TensorResult, column: number | null, rows: number): Float64Array {
   const data = tensor.data;
   const width = tensor.dims.length > 1 ? Number(tensor.dims[1]) : 1;
   const values = new Float64Array(rows);

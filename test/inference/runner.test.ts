@@ -16,12 +16,14 @@ interface Expected {
 
 const repository = new ModelRepository('models');
 
-for (const [name, version] of [
-  ['fraud', '1'],
-  ['fraud', '2'],
-  ['heavy', '1'],
+for (const [name, version, worker] of [
+  ['fraud', '1', false],
+  ['fraud', '2', false],
+  ['heavy', '1', false],
+  ['fraud', '1', true],
+  ['heavy', '1', true],
 ] as const) {
-  describe(`ModelRunner ${name}/${version}`, () => {
+  describe(`ModelRunner ${name}/${version}${worker ? ' in a worker thread' : ''}`, () => {
     it('gives the outputs the training script recorded for its fixed inputs', async () => {
       const expected = JSON.parse(
         readFileSync(`models/${name}/${version}/expected.json`, 'utf8'),
@@ -29,6 +31,7 @@ for (const [name, version] of [
       const runner = await ModelRunner.load(await repository.load(name, version), {
         executionProvider: 'cpu',
         threads: 1,
+        worker,
       });
       try {
         assert.deepEqual([...runner.featureNames], expected.input.features);
@@ -91,5 +94,30 @@ describe('ModelRunner', () => {
       );
     }
     assert.doesNotThrow(() => assertProviderAvailable('cpu'));
+  });
+});
+
+describe('ModelRunner in a worker thread', () => {
+  it('refuses what the in-process runner refuses, and fails runs with a clear error after release', async () => {
+    const model = await repository.load('fraud', '1');
+    const broken = {
+      ...model,
+      metadata: { ...model.metadata, inputs: [{ ...model.metadata.inputs[0]!, tensor: 'nope' }] },
+    };
+    await assert.rejects(
+      ModelRunner.load(broken, { executionProvider: 'cpu', threads: 1, worker: true }),
+      /does not match the ONNX graph/,
+    );
+    const runner = await ModelRunner.load(model, { executionProvider: 'cpu', threads: 1, worker: true });
+    const outputs = await runner.score(new Float32Array(8 * 3), 3);
+    assert.equal(outputs.get('score')!.length, 3);
+    await runner.release();
+    await assert.rejects(
+      runner.score(new Float32Array(8), 1),
+      (error: unknown) =>
+        error instanceof StreamscoreError &&
+        error.code === 'INFERENCE_FAILED' &&
+        /released|exited/.test(String((error.cause as Error).message)),
+    );
   });
 });

@@ -114,12 +114,11 @@ describe('LiveModels', () => {
     const old = hold.routing.primary;
     await live.apply({ primary: '2', shadows: [] });
     assert.equal(live.current?.primary.metadata.version, '2');
-    const rows = new Float32Array(8);
     hold.release();
-    await old.score(rows, 1); // still held by shadowHold: the session is alive
+    await old.score(new Float32Array(8), 1); // still held by shadowHold: the session is alive
     shadowHold.release();
     await new Promise((resolve) => setImmediate(resolve));
-    await assert.rejects(old.score(rows, 1), 'the session was released');
+    await assert.rejects(old.score(new Float32Array(8), 1), 'the session was released');
     await live.close();
   });
 });
