@@ -37,7 +37,7 @@ try {
           // A copy: the runtime may own the tensor's memory, which cannot be transferred.
           const data = (tensor.data as Float32Array | BigInt64Array).slice();
           outputs[name] = { data, dims: [...tensor.dims] };
-          transfer.push(data.buffer as ArrayBuffer);
+          transfer.push(data.buffer);
         }
         reply({ kind: 'result', id: request.id, outputs }, transfer);
       },
