@@ -213,7 +213,7 @@ export const OPTIONS = {
   maxPendingEvents: {
     kind: 'integer',
     env: 'STREAMSCORE_MAX_PENDING_EVENTS',
-    default: 8_192,
+    default: 4_096, // four batches of 1,024 in flight; each decoded event is held until published
     min: 1,
     description: 'Fetching stops while this many consumed events are not yet published (backpressure).',
   },
