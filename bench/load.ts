@@ -1,0 +1,146 @@
+/**
+ * Writes FeatureEvents to a requests topic: all at once before a drain (pre-fill), or at a steady
+ * rate while the process under test runs (paced). Events are encoded through the registry with
+ * Confluent framing, exactly as `streamscore produce` writes them, and always before the clock
+ * of a measurement starts.
+ */
+import { CompressionTypes, type Message, type Producer } from 'kafkajs';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import type { EventGenerator } from '../src/produce/generator.js';
+import { sleep } from './child.js';
+
+/**
+ * Records per pre-fill request (and at most per paced request). heavy events are ~3.4 kB; a request spread over 6 partitions stays
+ * well under the broker's 1 MB record-batch limit.
+ */
+const FILL_CHUNK = 500;
+/** Pre-fill requests in flight at once: enough to keep the broker busy, not enough to swamp it. */
+const FILL_IN_FLIGHT = 4;
+/** The paced producer's tick: each tick sends every event that became due since the last one. */
+const PACE_TICK_MS = 5;
+
+export interface FillResult {
+  count: number;
+  seconds: number;
+}
+
+export async function prefill(
+  producer: Producer,
+  registry: SchemaRegistry,
+  schemaId: number,
+  topic: string,
+  generator: EventGenerator,
+  count: number,
+): Promise<FillResult> {
+  const started = performance.now();
+  let made = 0;
+  const nextChunk = async (): Promise<Message[] | undefined> => {
+    if (made >= count) return undefined;
+    const size = Math.min(FILL_CHUNK, count - made);
+    made += size;
+    const messages: Message[] = [];
+    for (let i = 0; i < size; i += 1) {
+      const event = generator.next();
+      messages.push({ key: event.entity_key, value: await registry.encode(schemaId, event) });
+    }
+    return messages;
+  };
+  const worker = async (): Promise<void> => {
+    for (let messages = await nextChunk(); messages; messages = await nextChunk()) {
+      await producer.send({ topic, messages, acks: -1, compression: CompressionTypes.None });
+    }
+  };
+  await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
+  return { count, seconds: (performance.now() - started) / 1_000 };
+}
+
+export interface Schedule {
+  /** Epoch ms at which event 0 is due. */
+  startsAt: number;
+  rate: number;
+  /** Pre-encoded events; event i carries event_time = startsAt + i / rate seconds. */
+  messages: Message[];
+  /** request_id of event i, to find when it was actually sent. */
+  ids: string[];
+}
+
+/** Extra time before the schedule starts, beyond the estimated encoding time, ms. */
+const SCHEDULE_MARGIN_MS = 500;
+/** Events encoded to estimate how long encoding the whole schedule takes. */
+const PROBE_EVENTS = 200;
+
+/**
+ * Encodes every event of a paced run before it starts, so the load generator spends no CPU on
+ * Avro while the process under test runs (on a small machine it would otherwise take the CPU
+ * serve needs). Each event's event_time is the moment it is due to be sent: latency measured from
+ * it includes any lag of the sender behind its schedule (no coordinated omission).
+ */
+export async function prepareSchedule(
+  registry: SchemaRegistry,
+  schemaId: number,
+  generator: EventGenerator,
+  rate: number,
+  seconds: number,
+): Promise<Schedule> {
+  const total = Math.max(1, Math.round(rate * seconds));
+  const probeStarted = performance.now();
+  const probe = Math.min(PROBE_EVENTS, total);
+  for (let i = 0; i < probe; i += 1) await registry.encode(schemaId, generator.next(Date.now()));
+  const perEventMs = (performance.now() - probeStarted) / probe;
+  const startsAt = Math.ceil(Date.now() + perEventMs * total * 2 + SCHEDULE_MARGIN_MS);
+  const messages: Message[] = [];
+  const ids: string[] = [];
+  for (let i = 0; i < total; i += 1) {
+    const event = generator.next(Math.round(startsAt + (i * 1_000) / rate));
+    messages.push({ key: event.entity_key, value: await registry.encode(schemaId, event) });
+    ids.push(event.request_id);
+  }
+  return { startsAt, rate, messages, ids };
+}
+
+export interface PaceResult {
+  sent: number;
+  /** Epoch ms of the first event. */
+  startedAt: number;
+  seconds: number;
+  /** How far the producer fell behind its schedule at worst, ms: large values mean the load was not steady. */
+  maxLagMs: number;
+  /** Epoch ms at which event i's send request was issued. */
+  sentAt: Float64Array;
+}
+
+/**
+ * Sends a prepared schedule: every PACE_TICK_MS, whatever became due since the last send (by
+ * schedule, not by a fixed sleep per send, so a slow send does not make the rate drift).
+ */
+export async function pace(producer: Producer, topic: string, schedule: Schedule): Promise<PaceResult> {
+  const { startsAt, rate, messages } = schedule;
+  const total = messages.length;
+  const wait = startsAt - Date.now();
+  if (wait > 0) await sleep(wait);
+  let sent = 0;
+  let maxLagMs = 0;
+  const sentAt = new Float64Array(total);
+  while (sent < total) {
+    const elapsed = Date.now() - startsAt;
+    // Event i is due i / rate seconds after the start.
+    const due = Math.min(total, Math.floor((elapsed / 1_000) * rate) + 1);
+    if (due <= sent) {
+      await sleep(PACE_TICK_MS);
+      continue;
+    }
+    maxLagMs = Math.max(maxLagMs, elapsed - (sent / rate) * 1_000);
+    // A sender far behind its schedule catches up in requests of at most FILL_CHUNK records, so
+    // no request outgrows the broker's limits.
+    const upTo = Math.min(due, sent + FILL_CHUNK);
+    sentAt.fill(Date.now(), sent, upTo);
+    await producer.send({
+      topic,
+      messages: messages.slice(sent, upTo),
+      acks: -1,
+      compression: CompressionTypes.None,
+    });
+    sent = upTo;
+  }
+  return { sent, startedAt: startsAt, seconds: (Date.now() - startsAt) / 1_000, maxLagMs, sentAt };
+}

@@ -1,0 +1,95 @@
+/**
+ * What one `npm run bench` measures, from its flags. The full plan is sized to finish well under 20
+ * minutes on a 2-core machine (about 11), --quick under 3 (about 2). Event counts are per model
+ * because a heavy event is ~15 times the bytes and ~7 times the work of a fraud event.
+ */
+import { parseArgs } from 'node:util';
+
+export interface GridPoint {
+  batchMaxRows: number;
+  lingerMs: number;
+}
+
+export interface ModelPlan {
+  /** Events pre-filled for each transport and serve drain. */
+  drainEvents: number;
+  /** Events for the per-event baseline, which is much slower. */
+  baselineEvents: number;
+}
+
+export interface Plan {
+  mode: 'full' | 'quick';
+  models: string[];
+  profile: boolean;
+  out: string;
+  /** Seconds of timed calls per (threads, batch) point of the model ceiling. */
+  modelSecondsPerPoint: number;
+  grid: GridPoint[];
+  perModel: Record<string, ModelPlan>;
+  pacedWarmupSeconds: number;
+  pacedMeasureSeconds: number;
+  /** Drains per transport, baseline and serve case; the fastest counts. */
+  drainRepeats: number;
+  /** The most a drain may take before the case is reported as failed. */
+  drainTimeoutMs: number;
+}
+
+export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fraud,heavy] [--out FILE]
+
+  --quick      smoke run (~2 min): one serve setting, fewer events, shorter paced runs
+  --profile    also drain once per model under node --cpu-prof at the best setting, write
+               bench/results/serve-<model>-*.cpuprofile and print the top self-time functions
+               (the profiled drain is not used for any number)
+  --models     comma-separated models to run (default fraud,heavy)
+  --out FILE   result JSON (default bench/results/latest.json, --quick: latest-quick.json)
+
+KAFKA_BROKERS and SCHEMA_REGISTRY_URL select a broker and registry; without them the local JVM
+stack (scripts/stack.sh) is used, and started and stopped if it is not running.`;
+
+const FULL_GRID: GridPoint[] = [
+  { batchMaxRows: 64, lingerMs: 2 },
+  { batchMaxRows: 256, lingerMs: 5 },
+  { batchMaxRows: 1024, lingerMs: 5 },
+  { batchMaxRows: 1024, lingerMs: 20 },
+];
+
+export function parsePlan(argv: string[]): Plan | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      models: { type: 'string', default: 'fraud,heavy' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return undefined;
+  const quick = values.quick;
+  const models = values.models
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => m !== '');
+  return {
+    mode: quick ? 'quick' : 'full',
+    models,
+    profile: values.profile,
+    out: values.out ?? (quick ? 'bench/results/latest-quick.json' : 'bench/results/latest.json'),
+    modelSecondsPerPoint: quick ? 0.25 : 1,
+    grid: quick ? [{ batchMaxRows: 256, lingerMs: 5 }] : FULL_GRID,
+    perModel: quick
+      ? {
+          fraud: { drainEvents: 40_000, baselineEvents: 2_000 },
+          heavy: { drainEvents: 10_000, baselineEvents: 1_000 },
+        }
+      : {
+          fraud: { drainEvents: 200_000, baselineEvents: 10_000 },
+          heavy: { drainEvents: 40_000, baselineEvents: 5_000 },
+        },
+    pacedWarmupSeconds: quick ? 2 : 3,
+    pacedMeasureSeconds: quick ? 5 : 15,
+    drainRepeats: quick ? 1 : 2,
+    drainTimeoutMs: quick ? 90_000 : 300_000,
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * Turns one model's cases into the headline numbers: the best serve setting, its ratios to the
+ * ceilings and the baseline, and the issue's targets, each marked met or not.
+ */
+import type { DrainResult, PacedResult } from './cases.js';
+import type { GridPoint } from './plan.js';
+import type { ModelCeiling } from './model-ceiling.js';
+import type { ProfileSummary } from './profile.js';
+import { round } from './stats.js';
+
+export type Failed = { error: string };
+
+/** The best of a case's repeated drains, with every repeat's rate so the spread is visible. */
+export type BestDrain = DrainResult & { repeats_events_per_s: number[] };
+
+export interface GridResult extends GridPoint {
+  /** ONNX Runtime intra-op threads serve ran with. */
+  threads: number;
+  saturation: BestDrain | Failed;
+  paced: PacedResult | Failed | undefined;
+}
+
+export interface Best {
+  batch: number;
+  linger_ms: number;
+  threads: number;
+  events_per_s: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  rss_mb: number | null;
+}
+
+export interface Target {
+  target: string;
+  value: number | null;
+  met: boolean;
+}
+
+export interface ModelResult {
+  model: string;
+  version: string;
+  ceiling_model_rows_per_s: number;
+  ceiling_model_best: { batch: number; threads: number };
+  ceiling_transport_events_per_s: number | null;
+  baseline_events_per_s: number | null;
+  best: Best | null;
+  ratio_vs_ceiling: number | null;
+  ratio_vs_baseline: number | null;
+  targets: Record<string, Target>;
+  details: {
+    model_ceiling: ModelCeiling['points'];
+    transport: BestDrain | Failed;
+    baseline: BestDrain | Failed;
+    grid: GridResult[];
+    /** The relay at the best point's paced rate: the latency of the same transport with no model (not a lower bound). */
+    transport_paced?: PacedResult | Failed;
+    profile?: ProfileSummary | Failed;
+  };
+}
+
+/** Targets from the issue: what "good" means for each model. */
+const RATIO_CEILING_TARGET: Record<string, number> = { fraud: 0.8, heavy: 0.7 };
+const RATIO_BASELINE_TARGET: Record<string, number> = { heavy: 3 };
+const P99_SLACK_MS = 25;
+const RSS_TARGET_MB = 300;
+
+/** The grid point with the highest drain rate. */
+export function fastestPoint(grid: readonly GridResult[]): GridResult | undefined {
+  let fastest: GridResult | undefined;
+  let rate = -1;
+  for (const point of grid) {
+    if ('error' in point.saturation || point.saturation.events_per_s <= rate) continue;
+    fastest = point;
+    rate = point.saturation.events_per_s;
+  }
+  return fastest;
+}
+
+export function summarize(
+  model: string,
+  version: string,
+  ceiling: ModelCeiling,
+  transport: BestDrain | Failed,
+  baseline: BestDrain | Failed,
+  grid: GridResult[],
+): ModelResult {
+  const transportRate = 'error' in transport ? null : transport.events_per_s;
+  const baselineRate = 'error' in baseline ? null : baseline.events_per_s;
+  const bestPoint = fastestPoint(grid);
+  let best: Best | null = null;
+  if (bestPoint !== undefined) {
+    const saturation = bestPoint.saturation as DrainResult;
+    const latency =
+      bestPoint.paced !== undefined && !('error' in bestPoint.paced) ? bestPoint.paced : undefined;
+    const peaks = [saturation.rss_mb, latency?.rss_mb].filter((v): v is number => v !== undefined);
+    best = {
+      batch: bestPoint.batchMaxRows,
+      linger_ms: bestPoint.lingerMs,
+      threads: bestPoint.threads,
+      events_per_s: saturation.events_per_s,
+      p50_ms: latency?.p50_ms ?? null,
+      p95_ms: latency?.p95_ms ?? null,
+      p99_ms: latency?.p99_ms ?? null,
+      rss_mb: peaks.length > 0 ? Math.max(...peaks) : null,
+    };
+  }
+  const lowerCeiling = transportRate === null ? null : Math.min(ceiling.best.rows_per_s, transportRate);
+  const ratioCeiling = best && lowerCeiling ? round(best.events_per_s / lowerCeiling, 2) : null;
+  const ratioBaseline = best && baselineRate ? round(best.events_per_s / baselineRate, 2) : null;
+  const targets: Record<string, Target> = {};
+  const ceilingTarget = RATIO_CEILING_TARGET[model];
+  if (ceilingTarget !== undefined)
+    targets.ratio_vs_ceiling = check(`>= ${ceilingTarget}`, ratioCeiling, (v) => v >= ceilingTarget);
+  const baselineTarget = RATIO_BASELINE_TARGET[model];
+  if (baselineTarget !== undefined)
+    targets.ratio_vs_baseline = check(`>= ${baselineTarget}`, ratioBaseline, (v) => v >= baselineTarget);
+  if (best !== null) {
+    const limit = best.linger_ms + P99_SLACK_MS;
+    targets.p99_at_half_saturation = check(
+      `<= ${limit} ms (linger + ${P99_SLACK_MS})`,
+      best.p99_ms,
+      (v) => v <= limit,
+    );
+  }
+  targets.serve_rss = check(`<= ${RSS_TARGET_MB} MB`, best?.rss_mb ?? null, (v) => v <= RSS_TARGET_MB);
+  return {
+    model,
+    version,
+    ceiling_model_rows_per_s: ceiling.best.rows_per_s,
+    ceiling_model_best: { batch: ceiling.best.batch, threads: ceiling.best.threads },
+    ceiling_transport_events_per_s: transportRate,
+    baseline_events_per_s: baselineRate,
+    best,
+    ratio_vs_ceiling: ratioCeiling,
+    ratio_vs_baseline: ratioBaseline,
+    targets,
+    details: { model_ceiling: ceiling.points, transport, baseline, grid },
+  };
+}
+
+function check(target: string, value: number | null, ok: (value: number) => boolean): Target {
+  return { target, value, met: value !== null && ok(value) };
+}

@@ -1,0 +1,67 @@
+/**
+ * The processes a case can measure: `streamscore serve` at some batch settings, or the transport
+ * relay. Both read the same environment, so the only difference between them is the work done.
+ */
+import { join } from 'node:path';
+import { ChildUnderTest } from './child.js';
+import type { CaseTopics, Endpoints } from './kafka.js';
+import type { Workload } from './workload.js';
+
+export interface ServeSettings {
+  batchMaxRows: number;
+  lingerMs: number;
+  threads: number;
+}
+
+export interface Profiling {
+  dir: string;
+  name: string;
+}
+
+function commonEnv(endpoints: Endpoints, topics: CaseTopics): Record<string, string> {
+  return {
+    KAFKA_BROKERS: endpoints.brokers,
+    SCHEMA_REGISTRY_URL: endpoints.registryUrl,
+    STREAMSCORE_REQUESTS_TOPIC: topics.requests,
+    STREAMSCORE_PREDICTIONS_TOPIC: topics.predictions,
+    STREAMSCORE_DLQ_TOPIC: topics.dlq,
+    STREAMSCORE_GROUP_ID: topics.group,
+    // The bench created the case's topics; serve must not create its defaults on a shared broker.
+    STREAMSCORE_CREATE_TOPICS: 'false',
+    STREAMSCORE_LOG_LEVEL: 'info',
+  };
+}
+
+export function startServe(
+  endpoints: Endpoints,
+  topics: CaseTopics,
+  workload: Workload,
+  settings: ServeSettings,
+  profiling?: Profiling,
+): ChildUnderTest {
+  return new ChildUnderTest({
+    script: join('dist', 'src', 'cli.js'),
+    args: ['serve'],
+    nodeFlags: profiling
+      ? ['--cpu-prof', '--cpu-prof-dir', profiling.dir, '--cpu-prof-name', profiling.name]
+      : [],
+    env: {
+      ...commonEnv(endpoints, topics),
+      STREAMSCORE_MODEL: workload.model,
+      STREAMSCORE_MODEL_VERSION: workload.version,
+      STREAMSCORE_BATCH_MAX_ROWS: String(settings.batchMaxRows),
+      STREAMSCORE_BATCH_LINGER_MS: String(settings.lingerMs),
+      STREAMSCORE_INFERENCE_THREADS: String(settings.threads),
+      STREAMSCORE_METRICS_PORT: '0',
+      STREAMSCORE_METRICS_HOST: '127.0.0.1',
+    },
+  });
+}
+
+export function startRelay(endpoints: Endpoints, topics: CaseTopics, workload: Workload): ChildUnderTest {
+  return new ChildUnderTest({
+    script: join('dist', 'bench', 'transport-relay.js'),
+    args: [],
+    env: { ...commonEnv(endpoints, topics), BENCH_RELAY_OUTPUTS: workload.outputNames.join(',') },
+  });
+}
