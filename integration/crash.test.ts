@@ -34,6 +34,8 @@ describe('serve: kill -9 mid-stream, then restart', () => {
       STREAMSCORE_BATCH_MAX_ROWS: '50',
       STREAMSCORE_COMMIT_INTERVAL_MS: '100',
       STREAMSCORE_MAX_PENDING_EVENTS: '500',
+      // The restarted replica waits for the killed one's session to expire before the group rebalances.
+      STREAMSCORE_SESSION_TIMEOUT_MS: '6000',
     };
     await produceEvents(topics.requests, first15k);
     const first = ServeProcess.start(topics, env);

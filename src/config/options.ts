@@ -107,6 +107,15 @@ export const OPTIONS = {
     default: 'streamscore-serve',
     description: 'Consumer group shared by all serve replicas.',
   },
+  sessionTimeoutMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_SESSION_TIMEOUT_MS',
+    default: 30_000, // thirty seconds
+    min: 6_000, // the broker's default group.min.session.timeout.ms
+    max: 300_000,
+    description:
+      "A replica silent this long is dropped from the group and its partitions move; a crashed replica's partitions wait this long.",
+  },
   createTopics: {
     kind: 'boolean',
     env: 'STREAMSCORE_CREATE_TOPICS',

@@ -17,7 +17,7 @@ import { describeError } from '../errors.js';
 import type { ModelRunner } from '../inference/runner.js';
 import type { LiveModels, Routing } from '../models/live.js';
 import { keyPosition } from '../models/routing.js';
-import { buildMatrix, incompleteRows } from '../inference/tensor.js';
+import { incompleteRows, matrixOf, toFeatureRow, type FeatureRow } from '../inference/tensor.js';
 import { Committer } from '../kafka/committer.js';
 import { OffsetLedger, type OffsetEntry } from '../kafka/offsets.js';
 import { OrderedPublisher } from '../kafka/publisher.js';
@@ -31,6 +31,7 @@ export type ServeSettings = Pick<
   | 'predictionsTopic'
   | 'deadLetterTopic'
   | 'groupId'
+  | 'sessionTimeoutMs'
   | 'fromBeginning'
   | 'batchMaxRows'
   | 'batchLingerMs'
@@ -51,8 +52,12 @@ export interface ServeDeps {
   metrics: ServeMetrics;
 }
 
+/** What is kept of a FeatureEvent while it waits: its identity, and its features as a row. */
+export type EventInfo = Pick<FeatureEvent, 'request_id' | 'entity_key' | 'event_time'>;
+
 interface Pending {
-  event: FeatureEvent;
+  event: EventInfo;
+  features: FeatureRow;
   /** The consumed record, kept so a failed batch can be dead-lettered with its original bytes. */
   message: KafkaMessage;
   topic: string;
@@ -86,6 +91,10 @@ export class ServePipeline {
   readonly #committer: Committer;
   readonly #activeHandlers = new Set<Promise<void>>();
   #scoreLoop: Promise<void> | undefined;
+  /** Feature order of the rows built at decode time: the primary's. */
+  #layout: readonly string[] = [];
+  /** Keep decoded maps too, because a canary or shadow needs features outside #layout. */
+  #keepMaps = false;
   #joined = false;
   #stopping = false;
   #fatal: unknown;
@@ -101,8 +110,9 @@ export class ServePipeline {
     this.#log = logger.child({ component: 'serve' });
     this.#consumer = kafka.consumer({
       groupId: settings.groupId,
-      sessionTimeout: 30_000, // thirty seconds without a heartbeat and the group moves our partitions
-      heartbeatInterval: 3_000,
+      sessionTimeout: settings.sessionTimeoutMs,
+      // Kafka's rule of thumb: heartbeats at most a third of the session timeout apart.
+      heartbeatInterval: Math.min(3_000, Math.floor(settings.sessionTimeoutMs / 3)),
       maxWaitTimeInMs: 250, // how long the broker may hold an empty fetch
       retry: { retries: 10 },
     });
@@ -112,6 +122,7 @@ export class ServePipeline {
       retry: { retries: 5 },
     });
     this.#decoder = new RequestDecoder(deps.registry, requiredFeatures(deps.live.current));
+    if (deps.live.current !== undefined) this.#setLayout(deps.live.current);
     this.#encoder = new RecordEncoder<Prediction>(deps.registry, deps.predictionSchemaId);
     this.#shadows = new ShadowScorer({
       producer: this.#producer,
@@ -241,7 +252,15 @@ export class ServePipeline {
       if (result === undefined) break;
       const entry = this.#ledger.track(topic, partition, message.offset);
       if (result.ok) {
-        this.#batcher.add({ event: result.event, message, topic, partition, entry });
+        const { request_id, entity_key, event_time, features } = result.event;
+        this.#batcher.add({
+          event: { request_id, entity_key, event_time },
+          features: toFeatureRow(features, this.#layout, this.#keepMaps),
+          message,
+          topic,
+          partition,
+          entry,
+        });
       } else {
         deadLetters.push(
           deadLetterMessage(sourceOf(topic, partition, message), result.reason, result.stage, result.message),
@@ -312,6 +331,14 @@ export class ServePipeline {
   /** Routing changed: the decoder checks the features the new primary and canary need. */
   routingChanged(routing: Routing): void {
     this.#decoder.setRequiredFeatures(requiredFeatures(routing));
+    this.#setLayout(routing);
+  }
+
+  #setLayout(routing: Routing): void {
+    this.#layout = routing.primary.featureNames;
+    const layout = new Set(this.#layout);
+    const others = [...routing.shadows, ...(routing.canary === undefined ? [] : [routing.canary.runner])];
+    this.#keepMaps = others.some((runner) => runner.featureNames.some((name) => !layout.has(name)));
   }
 
   /**
@@ -381,6 +408,7 @@ export class ServePipeline {
         this.#shadows.offer({
           hold: hold.retain(),
           events: scored.map((item) => item.event),
+          features: scored.map((item) => item.features),
           keys: scored.map((item) => item.message.key),
           served,
         });
@@ -398,8 +426,8 @@ export class ServePipeline {
     const { metrics } = this.#deps;
     const { name: model, version } = runner.metadata;
     const started = performance.now();
-    let matrix = buildMatrix(
-      items.map((item) => item.event.features),
+    let matrix = matrixOf(
+      items.map((item) => item.features),
       runner.featureNames,
     );
     const incomplete = incompleteRows(matrix, runner.featureNames.length);
@@ -414,8 +442,8 @@ export class ServePipeline {
       const kept = items.filter((_, row) => !missing.has(row));
       items.splice(0, items.length, ...kept);
       if (items.length === 0) return undefined;
-      matrix = buildMatrix(
-        items.map((item) => item.event.features),
+      matrix = matrixOf(
+        items.map((item) => item.features),
         runner.featureNames,
       );
     }

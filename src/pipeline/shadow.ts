@@ -1,9 +1,9 @@
 import type { Message, Producer } from 'kafkajs';
 import type { RecordEncoder, ShadowPrediction } from '../codec/predictions.js';
-import type { FeatureEvent } from '../codec/requests.js';
 import { describeError } from '../errors.js';
 import type { ModelRunner } from '../inference/runner.js';
-import { buildMatrix } from '../inference/tensor.js';
+import { incompleteRows, matrixOf, type FeatureRow } from '../inference/tensor.js';
+import type { EventInfo } from './serve.js';
 import type { Hold } from '../models/live.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
@@ -14,7 +14,8 @@ const MAX_SENDS_IN_FLIGHT = 4;
 /** One scored batch, handed to the shadows with what was published for each event. */
 export interface ShadowWork {
   hold: Hold;
-  events: FeatureEvent[];
+  events: EventInfo[];
+  features: FeatureRow[];
   keys: (Buffer | null)[];
   served: { version: string; route: string; outputs: Record<string, number> }[];
 }
@@ -92,15 +93,16 @@ export class ShadowScorer {
 
   async #score(runner: ModelRunner, work: ShadowWork): Promise<Message[]> {
     const { name: model, version } = runner.metadata;
-    const features = work.events.map((event) => event.features);
-    if (!runner.featureNames.every((name) => features.every((row) => Number.isFinite(row[name])))) {
+    const matrix = matrixOf(work.features, runner.featureNames);
+    if (incompleteRows(matrix, runner.featureNames.length).length > 0) {
       this.#drop(runner, 'missing_feature', work.events.length);
       return [];
     }
+    const rows = work.events.length;
     let outputs;
     const started = performance.now();
     try {
-      outputs = await runner.score(buildMatrix(features, runner.featureNames), features.length);
+      outputs = await runner.score(matrix, rows);
     } catch (error) {
       this.#drop(runner, 'inference_failed', work.events.length, error);
       return [];
@@ -109,7 +111,7 @@ export class ShadowScorer {
       { model, version, route: 'shadow' },
       (performance.now() - started) / 1_000,
     );
-    this.#metrics.batchRows.observe({ model, version, route: 'shadow' }, features.length);
+    this.#metrics.batchRows.observe({ model, version, route: 'shadow' }, rows);
     const scoredAt = Date.now();
     return Promise.all(
       work.events.map(async (event, row): Promise<Message> => {
