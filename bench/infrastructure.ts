@@ -3,7 +3,7 @@
  * are set, else the local JVM stack (scripts/stack.sh), started here if it is not running and
  * stopped afterwards only if this run started it.
  */
-import { spawnSync } from 'node:child_process';
+import { ensureLocalStack } from '../scripts/local-stack.js';
 import { readFileSync } from 'node:fs';
 import type { Endpoints } from './kafka.js';
 
@@ -28,31 +28,15 @@ export function chooseInfrastructure(say: (line: string) => void): Infrastructur
       stop: () => undefined,
     };
   }
-  const running = spawnSync('bash', ['scripts/stack.sh', 'status'], { encoding: 'utf8' }).status === 0;
-  if (!running) {
-    say('starting the local JVM stack (scripts/stack.sh up)');
-    const up = spawnSync('bash', ['scripts/stack.sh', 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
-    if (up.status !== 0) throw new Error(`scripts/stack.sh up failed with exit code ${up.status}`);
-  }
-  const status = spawnSync('bash', ['scripts/stack.sh', 'status'], { encoding: 'utf8' });
-  const env: Record<string, string> = {};
-  for (const match of status.stdout.matchAll(/^(KAFKA_BROKERS|SCHEMA_REGISTRY_URL)=(.*)$/gm))
-    env[match[1]!] = match[2]!;
-  if (status.status !== 0 || !env.KAFKA_BROKERS || !env.SCHEMA_REGISTRY_URL) {
-    throw new Error(`the local stack is not up:\n${status.stdout}${status.stderr}`);
-  }
+  const stack = ensureLocalStack({ say, output: ['ignore', 'ignore', 'inherit'] });
   const pins = stackPins();
   return {
-    kind: running ? 'local JVM stack (already running)' : 'local JVM stack (started by this run)',
-    brokers: env.KAFKA_BROKERS,
-    registryUrl: env.SCHEMA_REGISTRY_URL,
+    kind: stack.startedHere ? 'local JVM stack (started by this run)' : 'local JVM stack (already running)',
+    brokers: stack.brokers,
+    registryUrl: stack.registryUrl,
     kafkaVersion: `Apache Kafka ${process.env.STREAMSCORE_KAFKA_VERSION ?? pins.kafka} (KRaft, one broker)`,
     registryVersion: `Apicurio Registry ${process.env.STREAMSCORE_APICURIO_VERSION ?? pins.registry}`,
-    stop: () => {
-      if (!running && process.env.STREAMSCORE_KEEP_STACK !== '1') {
-        spawnSync('bash', ['scripts/stack.sh', 'down'], { stdio: ['ignore', 'ignore', 'inherit'] });
-      }
-    },
+    stop: () => stack.stop(),
   };
 }
 

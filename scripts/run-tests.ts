@@ -7,10 +7,11 @@
  * What this run started, it stops (set STREAMSCORE_KEEP_STACK=1 to keep the JVM stack up).
  * `--unit` runs the unit tests only, with no infrastructure.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { ensureLocalStack } from './local-stack.js';
 
 const KAFKA_IMAGE = 'apache/kafka:4.4.0';
 const REGISTRY_IMAGE = 'apicurio/apicurio-registry:3.0.9';
@@ -112,27 +113,13 @@ async function containers(): Promise<Infrastructure | undefined> {
 }
 
 function jvmStack(): Infrastructure {
-  const running = spawnSync('bash', ['scripts/stack.sh', 'status'], { encoding: 'utf8' }).status === 0;
-  if (!running) {
-    say('starting the local JVM stack (scripts/stack.sh up); the first run downloads Kafka and Apicurio');
-    const up = spawnSync('bash', ['scripts/stack.sh', 'up'], { stdio: 'inherit' });
-    if (up.status !== 0) throw new Error(`scripts/stack.sh up failed with exit code ${up.status}`);
-  }
-  const status = spawnSync('bash', ['scripts/stack.sh', 'status'], { encoding: 'utf8' });
-  const env: Record<string, string> = {};
-  for (const match of status.stdout.matchAll(/^(KAFKA_BROKERS|SCHEMA_REGISTRY_URL)=(.*)$/gm))
-    env[match[1]!] = match[2]!;
-  if (status.status !== 0 || !env.KAFKA_BROKERS || !env.SCHEMA_REGISTRY_URL) {
-    throw new Error(`the local stack is not up:\n${status.stdout}${status.stderr}`);
-  }
+  const stack = ensureLocalStack({ say, output: 'inherit' });
   return {
-    kind: running ? 'local JVM stack (already running)' : 'local JVM stack (started by this run)',
-    brokers: env.KAFKA_BROKERS,
-    registryUrl: env.SCHEMA_REGISTRY_URL,
+    kind: stack.startedHere ? 'local JVM stack (started by this run)' : 'local JVM stack (already running)',
+    brokers: stack.brokers,
+    registryUrl: stack.registryUrl,
     stop: () => {
-      if (!running && process.env.STREAMSCORE_KEEP_STACK !== '1') {
-        spawnSync('bash', ['scripts/stack.sh', 'down'], { stdio: 'inherit' });
-      }
+      stack.stop();
       return Promise.resolve();
     },
   };
