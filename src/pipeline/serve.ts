@@ -114,6 +114,11 @@ export class ServePipeline {
       // Kafka's rule of thumb: heartbeats at most a third of the session timeout apart.
       heartbeatInterval: Math.min(3_000, Math.floor(settings.sessionTimeoutMs / 3)),
       maxWaitTimeInMs: 250, // how long the broker may hold an empty fetch
+      // kafkajs turns a whole fetch response into message objects at once, and waiting events keep
+      // their response buffers; 256 KiB a partition (kafkajs: 1 MiB) keeps that small while still
+      // holding ~1,000 fraud events a partition per fetch.
+      maxBytesPerPartition: 262_144,
+      maxBytes: 4_194_304,
       retry: { retries: 10 },
     });
     this.#producer = kafka.producer({
