@@ -21,7 +21,7 @@ import {
   type CaseTopics,
 } from './kafka.js';
 import { pace, prefill, prepareSchedule } from './load.js';
-import { metricSum, percentile, round } from './stats.js';
+import { histogramByLabel, metricSum, percentile, round } from './stats.js';
 import type { Workload } from './workload.js';
 
 export type Start = (topics: CaseTopics) => ChildUnderTest;
@@ -32,6 +32,8 @@ export interface ServeView {
   inference_s: number | undefined;
   backpressure_s: number | undefined;
   dead_letters: number | undefined;
+  /** streamscore_stage_seconds per stage: observations, mean ms, and the bucket bound of its p99. */
+  stages?: Record<string, { count: number; mean_ms: number; p99_le_ms: number }>;
 }
 
 export interface DrainResult {
@@ -260,6 +262,14 @@ async function serveView(child: ChildUnderTest): Promise<ServeView | undefined> 
     inference_s: inference === undefined ? undefined : round(inference, 2),
     backpressure_s: backpressure === undefined ? undefined : round(backpressure, 2),
     dead_letters: metricSum(text, 'streamscore_dead_letters_total') ?? 0,
+    stages: Object.fromEntries(
+      Object.entries(histogramByLabel(text, 'streamscore_stage_seconds', 'stage', 0.99)).map(
+        ([stage, { count, mean, quantile_le }]) => [
+          stage,
+          { count, mean_ms: round(mean * 1_000, 1), p99_le_ms: quantile_le * 1_000 },
+        ],
+      ),
+    ),
   };
 }
 

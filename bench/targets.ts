@@ -38,6 +38,7 @@ export function startServe(
   workload: Workload,
   settings: ServeSettings,
   profiling?: Profiling,
+  extraEnv: Record<string, string> = {},
 ): ChildUnderTest {
   return new ChildUnderTest({
     script: join('dist', 'src', 'cli.js'),
@@ -54,6 +55,7 @@ export function startServe(
       STREAMSCORE_INFERENCE_THREADS: String(settings.threads),
       STREAMSCORE_METRICS_PORT: '0',
       STREAMSCORE_METRICS_HOST: '127.0.0.1',
+      ...extraEnv,
     },
   });
 }

@@ -1,4 +1,5 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import type { WireSchema } from './registry.js';
 
 /** The Prediction record, as in schemas/prediction.avsc. */
 export interface Prediction {
@@ -19,17 +20,42 @@ export interface ShadowPrediction extends Prediction {
   served_outputs: Record<string, number>;
 }
 
-/** Encodes records with the Confluent framing through the registry client (schema id cached). */
+/**
+ * Encodes records with the Confluent framing: magic byte 0, the schema id (4 bytes, big-endian),
+ * then the payload. The first encode() goes through the registry client, which fetches the schema;
+ * after that encodeNow() frames records without awaiting anything.
+ */
 export class RecordEncoder<T extends object> {
   readonly #registry: SchemaRegistry;
   readonly #schemaId: number;
+  #schema: WireSchema | undefined;
 
   constructor(registry: SchemaRegistry, schemaId: number) {
     this.#registry = registry;
     this.#schemaId = schemaId;
   }
 
-  encode(record: T): Promise<Buffer> {
-    return this.#registry.encode(this.#schemaId, record);
+  async encode(record: T): Promise<Buffer> {
+    const framed = await this.#registry.encode(this.#schemaId, record);
+    this.#schema ??= await this.#registry.getSchema(this.#schemaId);
+    return framed;
+  }
+
+  /** The framed record, or undefined until encode() has fetched the schema (or when it is invalid). */
+  encodeNow(record: T): Buffer | undefined {
+    if (this.#schema === undefined) return undefined;
+    let payload: Buffer;
+    try {
+      payload = this.#schema.toBuffer(record);
+    } catch {
+      return undefined; // encode() reports which fields are invalid
+    }
+    const framed = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+    framed[0] = 0;
+    framed.writeInt32BE(this.#schemaId, 1);
+    payload.copy(framed, HEADER_BYTES);
+    return framed;
   }
 }
+
+const HEADER_BYTES = 5;

@@ -111,3 +111,9 @@ export function isRegistryTransient(error: unknown): boolean {
 export function isRegistryNotFound(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { status?: unknown }).status === 404;
 }
+
+/** What the registry client's getSchema() gives for any schema type: the codec of the payload. */
+export interface WireSchema {
+  fromBuffer(buffer: Buffer): unknown;
+  toBuffer(payload: object): Buffer;
+}

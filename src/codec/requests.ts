@@ -1,6 +1,6 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { describeError } from '../errors.js';
-import { isRegistryNotFound, isRegistryTransient } from './registry.js';
+import { isRegistryNotFound, isRegistryTransient, type WireSchema } from './registry.js';
 
 /** Why an event could not be scored; each becomes a dead-letter record and a metric label. */
 export const RejectReasons = {
@@ -43,6 +43,8 @@ const HEADER_BYTES = 5;
 export class RequestDecoder {
   readonly #registry: SchemaRegistry;
   #features: readonly string[];
+  /** Writer schemas by id, as the registry client returned them (schemas never change under an id). */
+  readonly #schemas = new Map<number, WireSchema>();
 
   constructor(registry: SchemaRegistry, requiredFeatures: readonly string[]) {
     this.#registry = registry;
@@ -54,29 +56,39 @@ export class RequestDecoder {
     this.#features = names;
   }
 
-  async decode(value: Buffer | null): Promise<DecodeResult> {
-    if (value === null || value.length === 0)
-      return reject('EMPTY_VALUE', 'decode', RejectReasons.EMPTY_VALUE);
-    if (value.length < HEADER_BYTES || value[0] !== MAGIC_BYTE) {
-      return reject(
-        'BAD_FRAMING',
-        'decode',
-        `expected magic byte 0 and a 4-byte schema id, got ${value.length} bytes starting 0x${value.subarray(0, 5).toString('hex')}`,
-      );
-    }
+  /**
+   * Decodes with a schema already fetched, without awaiting anything; undefined when the value
+   * names a schema this decoder has not seen yet (then decode() fetches it).
+   */
+  decodeNow(value: Buffer | null): DecodeResult | undefined {
+    const framing = checkFraming(value);
+    if (framing !== undefined) return framing;
+    const schema = this.#schemas.get(value!.readInt32BE(1));
+    if (schema === undefined) return undefined;
     let decoded: unknown;
     try {
-      decoded = await this.#registry.decode(value);
+      decoded = schema.fromBuffer(value!.subarray(HEADER_BYTES));
+    } catch (error) {
+      return undecodable(value!, error);
+    }
+    return this.validate(decoded);
+  }
+
+  async decode(value: Buffer | null): Promise<DecodeResult> {
+    const framing = checkFraming(value);
+    if (framing !== undefined) return framing;
+    const id = value!.readInt32BE(1);
+    let decoded: unknown;
+    try {
+      decoded = await this.#registry.decode(value!);
+      // The registry client decodes with the writer's schema as it is; so does decodeNow().
+      if (!this.#schemas.has(id)) this.#schemas.set(id, await this.#registry.getSchema(id));
     } catch (error) {
       if (isRegistryNotFound(error)) {
-        return reject(
-          'UNKNOWN_SCHEMA_ID',
-          'decode',
-          `schema id ${value.readInt32BE(1)} is not in the registry`,
-        );
+        return reject('UNKNOWN_SCHEMA_ID', 'decode', `schema id ${id} is not in the registry`);
       }
       if (isRegistryTransient(error)) throw error;
-      return reject('UNDECODABLE', 'decode', `schema id ${value.readInt32BE(1)}: ${describeError(error)}`);
+      return undecodable(value!, error);
     }
     return this.validate(decoded);
   }
@@ -134,6 +146,22 @@ export class RequestDecoder {
       event: { request_id, entity_key, event_time: time, features: values as Record<string, number> },
     };
   }
+}
+
+function checkFraming(value: Buffer | null): DecodeResult | undefined {
+  if (value === null || value.length === 0) return reject('EMPTY_VALUE', 'decode', RejectReasons.EMPTY_VALUE);
+  if (value.length < HEADER_BYTES || value[0] !== MAGIC_BYTE) {
+    return reject(
+      'BAD_FRAMING',
+      'decode',
+      `expected magic byte 0 and a 4-byte schema id, got ${value.length} bytes starting 0x${value.subarray(0, 5).toString('hex')}`,
+    );
+  }
+  return undefined;
+}
+
+function undecodable(value: Buffer, error: unknown): DecodeResult {
+  return reject('UNDECODABLE', 'decode', `schema id ${value.readInt32BE(1)}: ${describeError(error)}`);
 }
 
 function reject(reason: RejectReason, stage: 'decode' | 'validate', message: string): DecodeResult {

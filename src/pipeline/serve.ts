@@ -7,6 +7,7 @@ import {
   type Message,
   type Producer,
 } from 'kafkajs';
+import { setImmediate } from 'node:timers/promises';
 import { MicroBatcher } from '../batching/batcher.js';
 import { deadLetterMessage } from '../codec/dead-letter.js';
 import { RecordEncoder, type Prediction, type ShadowPrediction } from '../codec/predictions.js';
@@ -63,7 +64,12 @@ interface Pending {
   topic: string;
   partition: number;
   entry: OffsetEntry;
+  /** performance.now() when it was taken in. */
+  takenAt: number;
 }
+
+/** The longest a fetch handler decodes before letting other events (results, acks) through, ms. */
+const DECODE_SLICE_MS = 2;
 
 /** Time between heartbeats while a fetch is held back by backpressure or a registry outage. */
 const HEARTBEAT_WAIT_MS = 1_000;
@@ -247,13 +253,24 @@ export class ServePipeline {
     const { metrics } = this.#deps;
     const { topic, partition } = batch;
     metrics.consumerLag.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
+    const oldest = Number(batch.messages[0]?.timestamp);
+    if (oldest > 0)
+      metrics.stageSeconds.observe({ stage: 'fetch' }, Math.max(0, Date.now() - oldest) / 1_000);
     const deadLetters: Message[] = [];
     const deadEntries: OffsetEntry[] = [];
     const reasons: RejectReason[] = [];
     let taken = 0;
+    let slice = performance.now();
     for (const message of batch.messages) {
       if (this.#stopping || !isRunning() || payload.isStale()) break;
-      const result = await this.#decode(message, heartbeat, isRunning);
+      // A fetch can hold thousands of records; decoding them all in one go would hold back
+      // inference results and produce acknowledgements (both arrive as events) until it ends.
+      if ((taken & 15) === 15 && performance.now() - slice > DECODE_SLICE_MS) {
+        await setImmediate();
+        slice = performance.now();
+      }
+      const result =
+        this.#decoder.decodeNow(message.value) ?? (await this.#decode(message, heartbeat, isRunning));
       if (result === undefined) break;
       const entry = this.#ledger.track(topic, partition, message.offset);
       if (result.ok) {
@@ -265,6 +282,7 @@ export class ServePipeline {
           topic,
           partition,
           entry,
+          takenAt: performance.now(),
         });
       } else {
         deadLetters.push(
@@ -354,6 +372,8 @@ export class ServePipeline {
   async #scoreBatch(items: Pending[]): Promise<void> {
     const { settings, metrics } = this.#deps;
     const hold = this.#deps.live.hold();
+    const started = performance.now();
+    metrics.stageSeconds.observe({ stage: 'queue' }, (started - items[0]!.takenAt) / 1_000);
     try {
       const { routing } = hold;
       const groups: { runner: ModelRunner; route: 'primary' | 'canary'; items: Pending[] }[] = [
@@ -391,13 +411,17 @@ export class ServePipeline {
             event_time: item.event.event_time,
             scored_at: scoredAt,
           };
-          messages.push({ key: item.message.key, value: await this.#encoder.encode(prediction) });
+          const value = this.#encoder.encodeNow(prediction) ?? (await this.#encoder.encode(prediction));
+          messages.push({ key: item.message.key, value });
           scored.push(item);
           served.push({ version, route: group.route, outputs: values });
         }
       }
       if (scored.length === 0) return;
+      const handedOver = performance.now();
+      metrics.stageSeconds.observe({ stage: 'score' }, (handedOver - started) / 1_000);
       this.#publisher.publish([{ topic: settings.predictionsTopic, messages }], () => {
+        metrics.stageSeconds.observe({ stage: 'publish' }, (performance.now() - handedOver) / 1_000);
         const now = Date.now();
         for (const item of scored) {
           item.entry.done = true;

@@ -131,7 +131,10 @@ export class ShadowScorer {
           event_time: event.event_time,
           scored_at: scoredAt,
         };
-        return { key: work.keys[row] ?? null, value: await this.#encoder.encode(record) };
+        return {
+          key: work.keys[row] ?? null,
+          value: this.#encoder.encodeNow(record) ?? (await this.#encoder.encode(record)),
+        };
       }),
     );
   }

@@ -55,6 +55,13 @@ export function createServeMetrics(registry: Registry) {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    stageSeconds: new Histogram({
+      name: 'streamscore_stage_seconds',
+      help: "Where an event spends its time, once per fetch or batch: fetch (record timestamp to serve taking in the oldest record of a fetch), queue (taken in to its batch being scored, linger included; the batch's oldest event), score (runtime call and encoding), publish (handed to the producer to acknowledged).",
+      labelNames: ['stage'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
     consumerLag: new Gauge({
       name: 'streamscore_consumer_lag_messages',
       help: 'High watermark minus the next offset to read, per partition, as of the last fetch.',
