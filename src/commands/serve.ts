@@ -7,6 +7,8 @@ import { ModelRepository } from '../models/repository.js';
 import { readRouting } from '../models/routing.js';
 import { ModelWatcher } from '../models/watcher.js';
 import { ServePipeline } from '../pipeline/serve.js';
+import { kafkaSettings } from '../kafka/client.js';
+import { ThreadedProducer } from '../kafka/producer-thread.js';
 import { startTelemetryServer } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
@@ -70,6 +72,9 @@ export async function serve(config: Config): Promise<number> {
       live,
       logger,
       metrics,
+      ...(config.producerThread
+        ? { producer: new ThreadedProducer({ kafka: kafkaSettings(config), logLevel: config.logLevel }) }
+        : {}),
     });
     pipeline = active;
 

@@ -241,6 +241,13 @@ export const OPTIONS = {
     description:
       'Run each model session in a worker thread, so inference does not stop Kafka I/O and decoding.',
   },
+  producerThread: {
+    kind: 'boolean',
+    env: 'STREAMSCORE_PRODUCER_THREAD',
+    default: true,
+    description:
+      'Encode and send produce requests from a worker thread, so they do not hold back fetching and decoding.',
+  },
   executionProvider: {
     kind: 'string',
     env: 'STREAMSCORE_EXECUTION_PROVIDER',

@@ -14,6 +14,28 @@ export type KafkaSettings = Pick<
   | 'kafkaConnectTimeoutMs'
 >;
 
+/** Only the Kafka client settings of a config (e.g. to hand them to another thread). */
+export function kafkaSettings(config: KafkaSettings): KafkaSettings {
+  const {
+    kafkaBrokers,
+    kafkaClientId,
+    kafkaSsl,
+    kafkaSaslMechanism,
+    kafkaSaslUsername,
+    kafkaSaslPassword,
+    kafkaConnectTimeoutMs,
+  } = config;
+  return {
+    kafkaBrokers,
+    kafkaClientId,
+    kafkaSsl,
+    kafkaSaslMechanism,
+    kafkaSaslUsername,
+    kafkaSaslPassword,
+    kafkaConnectTimeoutMs,
+  };
+}
+
 /** kafkajs logs through pino; its INFO chatter (joins, commits) goes to debug. */
 export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
   const log = logger.child({ component: 'kafkajs' });

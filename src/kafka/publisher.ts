@@ -1,6 +1,7 @@
-import type { Producer, TopicMessages } from 'kafkajs';
+import type { TopicMessages } from 'kafkajs';
 import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
+import { PRODUCER_THREAD_FAILED, RemoteProducerError, type BatchProducer } from './producer-thread.js';
 
 /** Kafka error types that no retry will fix: the service must stop rather than spin. */
 const PERMANENT_ERRORS = new Set([
@@ -12,6 +13,7 @@ const PERMANENT_ERRORS = new Set([
   'INVALID_RECORD',
   'UNSUPPORTED_FOR_MESSAGE_FORMAT',
   'SASL_AUTHENTICATION_FAILED',
+  PRODUCER_THREAD_FAILED,
 ]);
 
 const MAX_BACKOFF_MS = 5_000;
@@ -40,7 +42,7 @@ interface Send {
  * before idle() resolves.
  */
 export class OrderedPublisher {
-  readonly #producer: Producer;
+  readonly #producer: BatchProducer;
   readonly #logger: Logger;
   readonly #onFatal: (error: unknown) => void;
   readonly #maxRequestBytes: number;
@@ -50,7 +52,7 @@ export class OrderedPublisher {
   #stopped = false;
 
   constructor(
-    producer: Producer,
+    producer: BatchProducer,
     logger: Logger,
     onFatal: (error: unknown) => void,
     maxRequestBytes = MAX_REQUEST_BYTES,
@@ -162,6 +164,13 @@ function byteLength(data: Buffer | string | null | undefined): number {
 }
 
 function isPermanent(error: unknown): boolean {
+  if (error instanceof RemoteProducerError) {
+    return (
+      error.types.some((type) => PERMANENT_ERRORS.has(type)) ||
+      error.name === 'TypeError' ||
+      error.name === 'RangeError'
+    );
+  }
   for (let current: unknown = error; typeof current === 'object' && current !== null;) {
     const type = (current as { type?: unknown }).type;
     if (typeof type === 'string' && PERMANENT_ERRORS.has(type)) return true;

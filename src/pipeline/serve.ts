@@ -5,7 +5,6 @@ import {
   type Kafka,
   type KafkaMessage,
   type Message,
-  type Producer,
 } from 'kafkajs';
 import { setImmediate } from 'node:timers/promises';
 import { MicroBatcher } from '../batching/batcher.js';
@@ -21,6 +20,7 @@ import { keyPosition } from '../models/routing.js';
 import { incompleteRows, matrixOf, toFeatureRow, type FeatureRow } from '../inference/tensor.js';
 import { Committer } from '../kafka/committer.js';
 import { OffsetLedger, type OffsetEntry } from '../kafka/offsets.js';
+import type { BatchProducer } from '../kafka/producer-thread.js';
 import { OrderedPublisher } from '../kafka/publisher.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
@@ -51,6 +51,8 @@ export interface ServeDeps {
   live: LiveModels;
   logger: Logger;
   metrics: ServeMetrics;
+  /** Where predictions, dead letters and shadow records are sent; a kafkajs producer on `kafka` if absent. */
+  producer?: BatchProducer;
 }
 
 /** What is kept of a FeatureEvent while it waits: its identity, and its features as a row. */
@@ -87,7 +89,7 @@ export class ServePipeline {
   readonly #deps: ServeDeps;
   readonly #log: Logger;
   readonly #consumer: Consumer;
-  readonly #producer: Producer;
+  readonly #producer: BatchProducer;
   readonly #decoder: RequestDecoder;
   readonly #encoder: RecordEncoder<Prediction>;
   readonly #shadows: ShadowScorer;
@@ -127,11 +129,13 @@ export class ServePipeline {
       maxBytes: 4_194_304,
       retry: { retries: 10 },
     });
-    this.#producer = kafka.producer({
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { retries: 5 },
-    });
+    this.#producer =
+      deps.producer ??
+      kafka.producer({
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { retries: 5 },
+      });
     this.#decoder = new RequestDecoder(deps.registry, requiredFeatures(deps.live.current));
     if (deps.live.current !== undefined) this.#setLayout(deps.live.current);
     this.#encoder = new RecordEncoder<Prediction>(deps.registry, deps.predictionSchemaId);

@@ -1,4 +1,5 @@
-import type { Message, Producer } from 'kafkajs';
+import type { Message } from 'kafkajs';
+import type { BatchProducer } from '../kafka/producer-thread.js';
 import type { RecordEncoder, ShadowPrediction } from '../codec/predictions.js';
 import { describeError } from '../errors.js';
 import type { ModelRunner } from '../inference/runner.js';
@@ -27,7 +28,7 @@ export interface ShadowWork {
  * streamscore_shadow_dropped_total; nothing is retried.
  */
 export class ShadowScorer {
-  readonly #producer: Producer;
+  readonly #producer: BatchProducer;
   readonly #encoder: RecordEncoder<ShadowPrediction>;
   readonly #topic: string;
   readonly #maxPending: number;
@@ -42,7 +43,7 @@ export class ShadowScorer {
   readonly #lastLogged = new Map<string, number>();
 
   constructor(options: {
-    producer: Producer;
+    producer: BatchProducer;
     encoder: RecordEncoder<ShadowPrediction>;
     topic: string;
     maxPendingBatches: number;

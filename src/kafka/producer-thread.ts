@@ -1,0 +1,117 @@
+import { Worker } from 'node:worker_threads';
+import type { ProducerBatch, TopicMessages } from 'kafkajs';
+import type { KafkaSettings } from './client.js';
+import { packTopicMessages } from './record-pack.js';
+
+/** What serve needs of a producer; kafkajs's Producer is one, ThreadedProducer is another. */
+export interface BatchProducer {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  sendBatch(batch: ProducerBatch): Promise<unknown>;
+}
+
+/** Messages to the producer thread (see producer-worker.ts). */
+export type ProducerRequest =
+  | { kind: 'connect'; id: number }
+  | { kind: 'send'; id: number; packed: ArrayBuffer; acks: number }
+  | { kind: 'disconnect'; id: number };
+
+/** A kafkajs error as it crosses threads: what isPermanent() and the logs look at. */
+export interface RemoteError {
+  name: string;
+  message: string;
+  /** Kafka error types along the error and its causes, outermost first. */
+  types: string[];
+  retriable: boolean | undefined;
+}
+
+export type ProducerReply = { id: number; ok: true } | { id: number; ok: false; error: RemoteError };
+
+export interface ProducerThreadOptions {
+  kafka: KafkaSettings;
+  logLevel: string;
+}
+
+/** The error type of a producer whose thread died. */
+export const PRODUCER_THREAD_FAILED = 'PRODUCER_THREAD_FAILED';
+
+/** A producer error from the thread, carrying the Kafka error type of its first cause that has one. */
+export class RemoteProducerError extends Error {
+  readonly type: string | undefined;
+  readonly types: readonly string[];
+  readonly retriable: boolean | undefined;
+
+  constructor(remote: RemoteError) {
+    super(remote.message);
+    this.name = remote.name;
+    this.types = remote.types;
+    this.type = remote.types[0];
+    this.retriable = remote.retriable;
+  }
+}
+
+/**
+ * A kafkajs producer in a worker thread. Encoding produce requests (per-record buffers, varints,
+ * CRC32C, partitioning) is the largest single cost in kafkajs, about 10-15 µs a record on the main
+ * thread, where it would hold back fetching, decoding and the next batch. Here the main thread
+ * packs each request into one buffer and transfers it (record-pack.ts); the thread owns the
+ * connection, and requests are sent in the order they were made.
+ */
+export class ThreadedProducer implements BatchProducer {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  #next = 0;
+  #failed: Error | undefined;
+
+  constructor(options: ProducerThreadOptions) {
+    this.#worker = new Worker(new URL('./producer-worker.js', import.meta.url), { workerData: options });
+    this.#worker.on('message', (reply: ProducerReply) => {
+      const waiter = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if (reply.ok) waiter?.resolve();
+      else waiter?.reject(new RemoteProducerError(reply.error));
+    });
+    // A dead thread cannot send again: its error is permanent, so serve stops instead of retrying.
+    const fail = (cause: Error) => {
+      const error = new RemoteProducerError({
+        name: 'Error',
+        message: `producer thread failed: ${cause.message}`,
+        types: [PRODUCER_THREAD_FAILED],
+        retriable: false,
+      });
+      this.#failed ??= error;
+      for (const waiter of this.#pending.values()) waiter.reject(error);
+      this.#pending.clear();
+    };
+    this.#worker.on('error', fail);
+    this.#worker.on('exit', (code) => fail(new Error(`producer thread exited (code ${code})`)));
+  }
+
+  connect(): Promise<void> {
+    return this.#call((id) => ({ kind: 'connect', id }));
+  }
+
+  async disconnect(): Promise<void> {
+    if (this.#failed === undefined) await this.#call((id) => ({ kind: 'disconnect', id }));
+    await this.#worker.terminate();
+  }
+
+  sendBatch(batch: ProducerBatch): Promise<void> {
+    let packed: ArrayBuffer;
+    try {
+      packed = packTopicMessages(batch.topicMessages ?? ([] as TopicMessages[]));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return this.#call((id) => ({ kind: 'send', id, packed, acks: batch.acks ?? -1 }), [packed]);
+  }
+
+  #call(request: (id: number) => ProducerRequest, transfer: ArrayBuffer[] = []): Promise<void> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage(request(id), transfer);
+    });
+  }
+}
