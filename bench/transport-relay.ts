@@ -1,6 +1,7 @@
 /**
  * The transport ceiling, run as its own process like serve: consume the requests topic, decode
- * every record and encode a Prediction-shaped record for it through the registry client, send the
+ * every record and encode a Prediction-shaped record for it with serve's codec classes (schemas
+ * fetched once, then no awaiting per record), send the
  * fetched batch in produce calls of SEND_CHUNK records. No model, no validation, no batcher, no ordered
  * publisher, no offset commits: only the Kafka and Avro work serve cannot avoid, done the fastest
  * straightforward way (up to eight partitions' batches at once; sends pipelined, up to
@@ -13,10 +14,12 @@
  * the same way.
  */
 import { Partitioners, type EachBatchPayload, type Message } from 'kafkajs';
-import type { Prediction } from '../src/codec/predictions.js';
+import { RecordEncoder, type Prediction } from '../src/codec/predictions.js';
+import { RequestDecoder } from '../src/codec/requests.js';
 import { createRegistry, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
 import { loadConfig } from '../src/config/load.js';
-import { createKafka } from '../src/kafka/client.js';
+import { createKafka, kafkaSettings } from '../src/kafka/client.js';
+import { ThreadedProducer, type BatchProducer } from '../src/kafka/producer-thread.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { InFlight } from './in-flight.js';
 
@@ -24,12 +27,6 @@ import { InFlight } from './in-flight.js';
 const SEND_CHUNK = 1_000;
 /** Produce calls awaiting their acknowledgement before the relay stops taking fetches. */
 const MAX_SENDS_IN_FLIGHT = 16;
-
-interface DecodedEvent {
-  request_id: string;
-  entity_key: string;
-  event_time: number | bigint;
-}
 
 async function main(): Promise<number> {
   const config = loadConfig({ env: process.env });
@@ -49,8 +46,10 @@ async function main(): Promise<number> {
     config.predictionsTopic,
     await readSchemaFile('prediction.avsc'),
   );
-  // The client settings of ServePipeline (src/pipeline/serve.ts), repeated here because serve
-  // keeps them private.
+  // ServePipeline's client settings (src/pipeline/serve.ts), except that fetches keep kafkajs's
+  // default size (1 MiB a partition, serve takes 256 KiB to bound its memory): larger fetches are
+  // never slower, so the ceiling can only gain. The producer is in a worker thread when serve's
+  // is (STREAMSCORE_PRODUCER_THREAD).
   const consumer = kafka.consumer({
     groupId: config.groupId,
     sessionTimeout: 30_000,
@@ -58,11 +57,15 @@ async function main(): Promise<number> {
     maxWaitTimeInMs: 250,
     retry: { retries: 10 },
   });
-  const producer = kafka.producer({
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    retry: { retries: 5 },
-  });
+  const producer: BatchProducer = config.producerThread
+    ? new ThreadedProducer({ kafka: kafkaSettings(config), logLevel: config.logLevel })
+    : kafka.producer({
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { retries: 5 },
+      });
+  const decoder = new RequestDecoder(registry, []);
+  const encoder = new RecordEncoder<Prediction>(registry, schemaId);
   const sends = new InFlight(MAX_SENDS_IN_FLIGHT, (error) => {
     log.fatal({ err: error }, 'send failed; the relay stops');
     logger.flush();
@@ -84,7 +87,9 @@ async function main(): Promise<number> {
     // the broker's writes overlap. `sends` bounds what is in flight.
     let messages: Message[] = [];
     for (const message of batch.messages) {
-      const event = (await registry.decode(message.value!)) as DecodedEvent;
+      const decoded = decoder.decodeNow(message.value) ?? (await decoder.decode(message.value));
+      if (!decoded.ok) throw new Error(`relay: undecodable record: ${decoded.message}`);
+      const event = decoded.event;
       const outputs: Record<string, number> = {};
       for (const name of outputNames) outputs[name] = 0.5;
       const prediction: Prediction = {
@@ -94,10 +99,13 @@ async function main(): Promise<number> {
         model_version: '0',
         route: 'primary',
         outputs,
-        event_time: Number(event.event_time),
+        event_time: event.event_time,
         scored_at: Date.now(),
       };
-      messages.push({ key: message.key, value: await registry.encode(schemaId, prediction) });
+      messages.push({
+        key: message.key,
+        value: encoder.encodeNow(prediction) ?? (await encoder.encode(prediction)),
+      });
       if (messages.length >= SEND_CHUNK) {
         await send(messages);
         messages = [];
