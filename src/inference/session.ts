@@ -151,6 +151,9 @@ class WorkerSession implements Session {
   static open(bytes: Uint8Array, options: SessionOptions): Promise<Session> {
     const worker = new Worker(new URL('./session-worker.js', import.meta.url), {
       workerData: { bytes, options },
+      // Tensors are off the JS heap (transferred buffers); the thread's own garbage is a few small
+      // objects per batch, so V8's default young generation would only hold memory.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
     return new Promise((resolve, reject) => {
       const onExit = (code: number) =>
