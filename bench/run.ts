@@ -18,7 +18,7 @@ const METHOD: Record<string, string> = {
   model_ceiling:
     'ONNX Runtime in the bench process, no Kafka: buildMatrix + ModelRunner.score on generated rows, batches 1-2048 x intra-op threads 1-2; the best rows/s',
   transport_ceiling:
-    'bench/transport-relay.ts as a child process: eachBatch, decode of every record and encode of a Prediction-shaped record with serve\'s codec, sendBatch (acks=all) per 1000 records with up to 16 in flight while the next fetches are decoded, serve client settings, no model; drain of a pre-filled topic',
+    "bench/transport-relay.ts as a child process: eachBatch, decode of every record and encode of a Prediction-shaped record with serve's codec, sendBatch (acks=all) per 1000 records with up to 16 in flight while the next fetches are decoded, serve client settings, no model; drain of a pre-filled topic",
   baseline: 'serve with STREAMSCORE_BATCH_MAX_ROWS=1: drain of a pre-filled topic',
   drain_rate:
     'events / (arrival of the last output at a consumer of the output topic - the process logging "joined consumer group")',
