@@ -3,37 +3,21 @@ import type { Config } from '../config/options.js';
 import { StreamscoreError, describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 
-export type KafkaSettings = Pick<
-  Config,
-  | 'kafkaBrokers'
-  | 'kafkaClientId'
-  | 'kafkaSsl'
-  | 'kafkaSaslMechanism'
-  | 'kafkaSaslUsername'
-  | 'kafkaSaslPassword'
-  | 'kafkaConnectTimeoutMs'
->;
+const KAFKA_SETTING_KEYS = [
+  'kafkaBrokers',
+  'kafkaClientId',
+  'kafkaSsl',
+  'kafkaSaslMechanism',
+  'kafkaSaslUsername',
+  'kafkaSaslPassword',
+  'kafkaConnectTimeoutMs',
+] as const;
+
+export type KafkaSettings = Pick<Config, (typeof KAFKA_SETTING_KEYS)[number]>;
 
 /** Only the Kafka client settings of a config (e.g. to hand them to another thread). */
 export function kafkaSettings(config: KafkaSettings): KafkaSettings {
-  const {
-    kafkaBrokers,
-    kafkaClientId,
-    kafkaSsl,
-    kafkaSaslMechanism,
-    kafkaSaslUsername,
-    kafkaSaslPassword,
-    kafkaConnectTimeoutMs,
-  } = config;
-  return {
-    kafkaBrokers,
-    kafkaClientId,
-    kafkaSsl,
-    kafkaSaslMechanism,
-    kafkaSaslUsername,
-    kafkaSaslPassword,
-    kafkaConnectTimeoutMs,
-  };
+  return Object.fromEntries(KAFKA_SETTING_KEYS.map((key) => [key, config[key]])) as KafkaSettings;
 }
 
 /** kafkajs logs through pino; its INFO chatter (joins, commits) goes to debug. */
