@@ -13,13 +13,13 @@
  * are the same size as serve's). Logs `joined consumer group` like serve, so the bench times both
  * the same way.
  */
-import { Partitioners, type EachBatchPayload, type Message } from 'kafkajs';
+import type { EachBatchPayload, Message } from 'kafkajs';
 import { RecordEncoder, type Prediction } from '../src/codec/predictions.js';
 import { RequestDecoder } from '../src/codec/requests.js';
 import { createRegistry, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
 import { loadConfig } from '../src/config/load.js';
-import { createKafka, kafkaSettings } from '../src/kafka/client.js';
-import { ThreadedProducer, type BatchProducer } from '../src/kafka/producer-thread.js';
+import { createKafka } from '../src/kafka/client.js';
+import { openProducer } from '../src/kafka/producer-thread.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { InFlight } from './in-flight.js';
 
@@ -57,13 +57,7 @@ async function main(): Promise<number> {
     maxWaitTimeInMs: 250,
     retry: { retries: 10 },
   });
-  const producer: BatchProducer = config.producerThread
-    ? new ThreadedProducer({ kafka: kafkaSettings(config), logLevel: config.logLevel })
-    : kafka.producer({
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { retries: 5 },
-      });
+  const producer = openProducer(kafka, config);
   const decoder = new RequestDecoder(registry, []);
   const encoder = new RecordEncoder<Prediction>(registry, schemaId);
   const sends = new InFlight(MAX_SENDS_IN_FLIGHT, (error) => {

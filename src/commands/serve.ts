@@ -7,8 +7,7 @@ import { ModelRepository } from '../models/repository.js';
 import { readRouting } from '../models/routing.js';
 import { ModelWatcher } from '../models/watcher.js';
 import { ServePipeline } from '../pipeline/serve.js';
-import { kafkaSettings } from '../kafka/client.js';
-import { ThreadedProducer } from '../kafka/producer-thread.js';
+import { openProducer } from '../kafka/producer-thread.js';
 import { startTelemetryServer } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
@@ -72,9 +71,7 @@ export async function serve(config: Config): Promise<number> {
       live,
       logger,
       metrics,
-      ...(config.producerThread
-        ? { producer: new ThreadedProducer({ kafka: kafkaSettings(config), logLevel: config.logLevel }) }
-        : {}),
+      producer: openProducer(kafka, config),
     });
     pipeline = active;
 

@@ -1,4 +1,12 @@
-import { Kafka, logLevel, type Admin, type ITopicConfig, type SASLOptions } from 'kafkajs';
+import {
+  Kafka,
+  Partitioners,
+  logLevel,
+  type Admin,
+  type ITopicConfig,
+  type Producer,
+  type SASLOptions,
+} from 'kafkajs';
 import type { Config } from '../config/options.js';
 import { StreamscoreError, describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -46,6 +54,15 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
         else if (level === logLevel.WARN) log.warn(rest, message);
         else log.debug(rest, message);
       },
+  });
+}
+
+/** The kafkajs producer serve writes with: existing topics only, the Java client's key hashing. */
+export function createProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: 5 },
   });
 }
 

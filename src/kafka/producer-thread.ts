@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import type { ProducerBatch, TopicMessages } from 'kafkajs';
-import type { KafkaSettings } from './client.js';
+import type { Kafka, ProducerBatch, TopicMessages } from 'kafkajs';
+import { createProducer, kafkaSettings, type KafkaSettings } from './client.js';
 import { packTopicMessages } from './record-pack.js';
 
 /** What serve needs of a producer; kafkajs's Producer is one, ThreadedProducer is another. */
@@ -50,6 +50,32 @@ export class RemoteProducerError extends Error {
     this.type = remote.types[0];
     this.retriable = remote.retriable;
   }
+}
+
+/**
+ * Kafka error types along an error and its causes (kafkajs wraps them in originalError), outermost
+ * first; for an error from the producer thread, the types it carried across.
+ */
+export function kafkaErrorTypes(error: unknown): string[] {
+  if (error instanceof RemoteProducerError) return [...error.types];
+  const types: string[] = [];
+  for (let current: unknown = error; typeof current === 'object' && current !== null;) {
+    const type = (current as { type?: unknown }).type;
+    if (typeof type === 'string') types.push(type);
+    current =
+      (current as { originalError?: unknown }).originalError ?? (current as { cause?: unknown }).cause;
+  }
+  return types;
+}
+
+/** serve's producer: in a worker thread (STREAMSCORE_PRODUCER_THREAD) or on this one. */
+export function openProducer(
+  kafka: Kafka,
+  config: KafkaSettings & { producerThread: boolean; logLevel: string },
+): BatchProducer {
+  return config.producerThread
+    ? new ThreadedProducer({ kafka: kafkaSettings(config), logLevel: config.logLevel })
+    : createProducer(kafka);
 }
 
 /**

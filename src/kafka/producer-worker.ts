@@ -4,39 +4,28 @@
  * the caller's: OrderedPublisher waits for each acknowledgement before its next request.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Partitioners } from 'kafkajs';
 import { createLogger } from '../telemetry/logger.js';
-import { createKafka } from './client.js';
-import type {
-  ProducerReply,
-  ProducerRequest,
-  ProducerThreadOptions,
-  RemoteError,
+import { createKafka, createProducer } from './client.js';
+import {
+  kafkaErrorTypes,
+  type ProducerReply,
+  type ProducerRequest,
+  type ProducerThreadOptions,
+  type RemoteError,
 } from './producer-thread.js';
 import { unpackTopicMessages } from './record-pack.js';
 
 const port = parentPort!;
 const options = workerData as ProducerThreadOptions;
 const logger = createLogger(options.logLevel).child({ thread: 'producer' });
-const producer = createKafka(options.kafka, logger).producer({
-  allowAutoTopicCreation: false,
-  createPartitioner: Partitioners.DefaultPartitioner,
-  retry: { retries: 5 },
-});
+const producer = createProducer(createKafka(options.kafka, logger));
 
 function describe(error: unknown): RemoteError {
-  const types: string[] = [];
-  for (let current: unknown = error; typeof current === 'object' && current !== null;) {
-    const type = (current as { type?: unknown }).type;
-    if (typeof type === 'string') types.push(type);
-    current =
-      (current as { originalError?: unknown }).originalError ?? (current as { cause?: unknown }).cause;
-  }
   const retriable = (error as { retriable?: unknown }).retriable;
   return {
     name: error instanceof Error ? error.name : 'Error',
     message: error instanceof Error ? error.message : String(error),
-    types,
+    types: kafkaErrorTypes(error),
     retriable: typeof retriable === 'boolean' ? retriable : undefined,
   };
 }

@@ -1,7 +1,12 @@
 import type { TopicMessages } from 'kafkajs';
 import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
-import { PRODUCER_THREAD_FAILED, RemoteProducerError, type BatchProducer } from './producer-thread.js';
+import {
+  PRODUCER_THREAD_FAILED,
+  RemoteProducerError,
+  kafkaErrorTypes,
+  type BatchProducer,
+} from './producer-thread.js';
 
 /** Kafka error types that no retry will fix: the service must stop rather than spin. */
 const PERMANENT_ERRORS = new Set([
@@ -164,18 +169,10 @@ function byteLength(data: Buffer | string | null | undefined): number {
 }
 
 function isPermanent(error: unknown): boolean {
-  if (error instanceof RemoteProducerError) {
-    return (
-      error.types.some((type) => PERMANENT_ERRORS.has(type)) ||
-      error.name === 'TypeError' ||
-      error.name === 'RangeError'
-    );
-  }
-  for (let current: unknown = error; typeof current === 'object' && current !== null;) {
-    const type = (current as { type?: unknown }).type;
-    if (typeof type === 'string' && PERMANENT_ERRORS.has(type)) return true;
-    current =
-      (current as { originalError?: unknown }).originalError ?? (current as { cause?: unknown }).cause;
-  }
-  return error instanceof TypeError || error instanceof RangeError;
+  if (kafkaErrorTypes(error).some((type) => PERMANENT_ERRORS.has(type))) return true;
+  // A programming error (a bad record) repeats on every retry, in this thread or the producer's.
+  const name = error instanceof RemoteProducerError ? error.name : undefined;
+  return (
+    error instanceof TypeError || error instanceof RangeError || name === 'TypeError' || name === 'RangeError'
+  );
 }

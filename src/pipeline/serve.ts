@@ -1,11 +1,4 @@
-import {
-  Partitioners,
-  type Consumer,
-  type EachBatchPayload,
-  type Kafka,
-  type KafkaMessage,
-  type Message,
-} from 'kafkajs';
+import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message } from 'kafkajs';
 import { setImmediate } from 'node:timers/promises';
 import { MicroBatcher } from '../batching/batcher.js';
 import { deadLetterMessage } from '../codec/dead-letter.js';
@@ -51,8 +44,8 @@ export interface ServeDeps {
   live: LiveModels;
   logger: Logger;
   metrics: ServeMetrics;
-  /** Where predictions, dead letters and shadow records are sent; a kafkajs producer on `kafka` if absent. */
-  producer?: BatchProducer;
+  /** Where predictions, dead letters and shadow records are sent (see openProducer). */
+  producer: BatchProducer;
 }
 
 /** What is kept of a FeatureEvent while it waits: its identity, and its features as a row. */
@@ -129,13 +122,7 @@ export class ServePipeline {
       maxBytes: 4_194_304,
       retry: { retries: 10 },
     });
-    this.#producer =
-      deps.producer ??
-      kafka.producer({
-        allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { retries: 5 },
-      });
+    this.#producer = deps.producer;
     this.#decoder = new RequestDecoder(deps.registry, requiredFeatures(deps.live.current));
     if (deps.live.current !== undefined) this.#setLayout(deps.live.current);
     this.#encoder = new RecordEncoder<Prediction>(deps.registry, deps.predictionSchemaId);
