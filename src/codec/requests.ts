@@ -1,5 +1,6 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { describeError } from '../errors.js';
+import { FeatureRowReader, stepsFor, type RowEvent, type Step } from './feature-rows.js';
 import { isRegistryNotFound, isRegistryTransient, type WireSchema } from './registry.js';
 
 /** Why an event could not be scored; each becomes a dead-letter record and a metric label. */
@@ -45,6 +46,10 @@ export class RequestDecoder {
   #features: readonly string[];
   /** Writer schemas by id, as the registry client returned them (schemas never change under an id). */
   readonly #schemas = new Map<number, WireSchema>();
+  /** How readRowNow() reads each writer schema; null where it cannot. */
+  readonly #steps = new Map<number, Step[] | null>();
+  #rowLayout: readonly string[] | undefined;
+  #rows: FeatureRowReader | undefined;
 
   constructor(registry: SchemaRegistry, requiredFeatures: readonly string[]) {
     this.#registry = registry;
@@ -54,6 +59,44 @@ export class RequestDecoder {
   /** The feature list follows the live routing; the next record is checked against the new list. */
   setRequiredFeatures(names: readonly string[]): void {
     this.#features = names;
+    this.#refreshRows();
+  }
+
+  /**
+   * Lets readRowNow() read rows in this feature order; undefined turns it off (for callers that need
+   * the decoded maps). It stays off while a required feature is outside the layout.
+   */
+  setRowLayout(layout: readonly string[] | undefined): void {
+    this.#rowLayout = layout;
+    this.#refreshRows();
+  }
+
+  #refreshRows(): void {
+    const layout = this.#rowLayout;
+    const names = new Set(layout);
+    const covered = layout !== undefined && this.#features.every((name) => names.has(name));
+    this.#rows = covered ? new FeatureRowReader(layout) : undefined;
+  }
+
+  /**
+   * The event with its features already in a row of the layout, for a well-formed value whose
+   * schema is cached; undefined for everything else, which decodeNow() or decode() then takes.
+   * Whatever this accepts, decode() would accept with the same identity and the same row.
+   */
+  readRowNow(value: Buffer | null): RowEvent | undefined {
+    const rows = this.#rows;
+    if (rows === undefined || value === null || value.length < HEADER_BYTES || value[0] !== MAGIC_BYTE) {
+      return undefined;
+    }
+    const id = value.readInt32BE(1);
+    let steps = this.#steps.get(id);
+    if (steps === undefined) {
+      const schema = this.#schemas.get(id);
+      if (schema === undefined) return undefined;
+      steps = stepsFor(schema) ?? null;
+      this.#steps.set(id, steps);
+    }
+    return steps === null ? undefined : rows.read(value.subarray(HEADER_BYTES), steps);
   }
 
   /**

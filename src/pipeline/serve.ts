@@ -3,7 +3,12 @@ import { setImmediate } from 'node:timers/promises';
 import { MicroBatcher } from '../batching/batcher.js';
 import { deadLetterMessage } from '../codec/dead-letter.js';
 import { RecordEncoder, type Prediction, type ShadowPrediction } from '../codec/predictions.js';
-import { RequestDecoder, type FeatureEvent, type RejectReason } from '../codec/requests.js';
+import {
+  RequestDecoder,
+  type DecodeResult,
+  type FeatureEvent,
+  type RejectReason,
+} from '../codec/requests.js';
 import type { SchemaRegistry } from '../codec/registry.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
@@ -50,6 +55,9 @@ export interface ServeDeps {
 
 /** What is kept of a FeatureEvent while it waits: its identity, and its features as a row. */
 export type EventInfo = Pick<FeatureEvent, 'request_id' | 'entity_key' | 'event_time'>;
+
+/** A consumed value as the batcher takes it, or why it is rejected. */
+type Taken = { ok: true; event: EventInfo; features: FeatureRow } | Extract<DecodeResult, { ok: false }>;
 
 interface Pending {
   event: EventInfo;
@@ -261,20 +269,12 @@ export class ServePipeline {
         slice = performance.now();
       }
       const result =
-        this.#decoder.decodeNow(message.value) ?? (await this.#decode(message, heartbeat, isRunning));
+        this.#readNow(message.value) ?? this.#taken(await this.#decode(message, heartbeat, isRunning));
       if (result === undefined) break;
       const entry = this.#ledger.track(topic, partition, message.offset);
       if (result.ok) {
-        const { request_id, entity_key, event_time, features } = result.event;
-        this.#batcher.add({
-          event: { request_id, entity_key, event_time },
-          features: toFeatureRow(features, this.#layout, this.#keepMaps),
-          message,
-          topic,
-          partition,
-          entry,
-          takenAt: performance.now(),
-        });
+        const { event, features } = result;
+        this.#batcher.add({ event, features, message, topic, partition, entry, takenAt: performance.now() });
       } else {
         deadLetters.push(
           deadLetterMessage(sourceOf(topic, partition, message), result.reason, result.stage, result.message),
@@ -288,6 +288,28 @@ export class ServePipeline {
     metrics.eventsConsumed.inc({ topic }, taken);
     if (deadLetters.length > 0) this.#publishDeadLetters(deadLetters, deadEntries, reasons);
     await this.#waitForCapacity(heartbeat, isRunning);
+  }
+
+  /**
+   * One value as the batcher holds it, or why it is rejected, without awaiting anything; undefined
+   * when its schema is not fetched yet. Well-formed events go straight into a row; the rest (and all
+   * events while a canary or shadow needs features outside the layout) through the decoded map.
+   */
+  #readNow(value: Buffer | null): Taken | undefined {
+    const read = this.#decoder.readRowNow(value);
+    if (read !== undefined)
+      return { ok: true, event: read.event, features: { row: read.row, layout: read.layout } };
+    return this.#taken(this.#decoder.decodeNow(value));
+  }
+
+  #taken(result: DecodeResult | undefined): Taken | undefined {
+    if (result === undefined || !result.ok) return result;
+    const { request_id, entity_key, event_time, features } = result.event;
+    return {
+      ok: true,
+      event: { request_id, entity_key, event_time },
+      features: toFeatureRow(features, this.#layout, this.#keepMaps),
+    };
   }
 
   /** Decodes one record; waits out registry outages (undefined if the pipeline stops meanwhile). */
@@ -353,6 +375,7 @@ export class ServePipeline {
     const layout = new Set(this.#layout);
     const others = [...routing.shadows, ...(routing.canary === undefined ? [] : [routing.canary.runner])];
     this.#keepMaps = others.some((runner) => runner.featureNames.some((name) => !layout.has(name)));
+    this.#decoder.setRowLayout(this.#keepMaps ? undefined : this.#layout);
   }
 
   /**
