@@ -64,6 +64,10 @@ export function startRelay(endpoints: Endpoints, topics: CaseTopics, workload: W
   return new ChildUnderTest({
     script: join('dist', 'bench', 'transport-relay.js'),
     args: [],
-    env: { ...commonEnv(endpoints, topics), BENCH_RELAY_OUTPUTS: workload.outputNames.join(',') },
+    env: {
+      ...commonEnv(endpoints, topics),
+      BENCH_RELAY_OUTPUTS: workload.outputNames.join(','),
+      BENCH_RELAY_FEATURES: workload.featureNames.join(','),
+    },
   });
 }

@@ -10,11 +10,13 @@
  *
  * Configured by the same environment as serve (loadConfig), so the brokers, registry and client
  * settings are serve's; BENCH_RELAY_OUTPUTS names the outputs to write (the model's, so records
- * are the same size as serve's). Logs `joined consumer group` like serve, so the bench times both
+ * are the same size as serve's), BENCH_RELAY_FEATURES the features read into a row, as serve reads
+ * them for the model. Logs `joined consumer group` like serve, so the bench times both
  * the same way.
  */
 import type { EachBatchPayload, Message } from 'kafkajs';
 import { RecordEncoder, type Prediction } from '../src/codec/predictions.js';
+import type { EventIdentity } from '../src/codec/feature-rows.js';
 import { RequestDecoder } from '../src/codec/requests.js';
 import { createRegistry, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
 import { loadConfig } from '../src/config/load.js';
@@ -31,6 +33,7 @@ const MAX_SENDS_IN_FLIGHT = 16;
 async function main(): Promise<number> {
   const config = loadConfig({ env: process.env });
   const outputNames = (process.env.BENCH_RELAY_OUTPUTS ?? 'score').split(',');
+  const featureNames = (process.env.BENCH_RELAY_FEATURES ?? '').split(',').filter((name) => name !== '');
   const logger = createLogger(config.logLevel);
   const log = logger.child({ component: 'transport-relay' });
   const kafka = createKafka(config, logger);
@@ -58,7 +61,8 @@ async function main(): Promise<number> {
     retry: { retries: 10 },
   });
   const producer = openProducer(kafka, config);
-  const decoder = new RequestDecoder(registry, []);
+  const decoder = new RequestDecoder(registry, featureNames);
+  decoder.setRowLayout(featureNames);
   const encoder = new RecordEncoder<Prediction>(registry, schemaId);
   const sends = new InFlight(MAX_SENDS_IN_FLIGHT, (error) => {
     log.fatal({ err: error }, 'send failed; the relay stops');
@@ -81,9 +85,13 @@ async function main(): Promise<number> {
     // the broker's writes overlap. `sends` bounds what is in flight.
     let messages: Message[] = [];
     for (const message of batch.messages) {
-      const decoded = decoder.decodeNow(message.value) ?? (await decoder.decode(message.value));
-      if (!decoded.ok) throw new Error(`relay: undecodable record: ${decoded.message}`);
-      const event = decoded.event;
+      // serve's decode: straight into the row when it can, else the decoded map.
+      let event: EventIdentity | undefined = decoder.readRowNow(message.value)?.event;
+      if (event === undefined) {
+        const decoded = decoder.decodeNow(message.value) ?? (await decoder.decode(message.value));
+        if (!decoded.ok) throw new Error(`relay: undecodable record: ${decoded.message}`);
+        event = decoded.event;
+      }
       const outputs: Record<string, number> = {};
       for (const name of outputNames) outputs[name] = 0.5;
       const prediction: Prediction = {

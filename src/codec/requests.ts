@@ -1,6 +1,6 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { describeError } from '../errors.js';
-import { FeatureRowReader, stepsFor, type RowEvent, type Step } from './feature-rows.js';
+import { FeatureRowReader, stepsFor, type EventIdentity, type RowEvent, type Step } from './feature-rows.js';
 import { isRegistryNotFound, isRegistryTransient, type WireSchema } from './registry.js';
 
 /** Why an event could not be scored; each becomes a dead-letter record and a metric label. */
@@ -18,11 +18,7 @@ export const RejectReasons = {
 
 export type RejectReason = keyof typeof RejectReasons;
 
-export interface FeatureEvent {
-  request_id: string;
-  entity_key: string;
-  /** Epoch milliseconds. */
-  event_time: number;
+export interface FeatureEvent extends EventIdentity {
   features: Record<string, number>;
 }
 

@@ -42,6 +42,11 @@ export function ortOptions(options: SessionOptions): ort.InferenceSession.Sessio
     graphOptimizationLevel: 'all',
     // Failures reach our logs with their message; the runtime's own stderr lines would repeat them.
     logSeverityLevel: 4,
+    // Idle pool threads sleep instead of spinning. Spinning only pays on cores nothing else wants;
+    // here the main thread, the producer thread and often a broker want them (heavy model, 2
+    // threads on 2 cores, same paced rate: serve used 0.65 cores without spinning, 0.9 with, and
+    // the latency tail was lower). In isolation it is worth ~20% at batches of 1-8, nothing at 128+.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 

@@ -1,14 +1,10 @@
 import { type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message } from 'kafkajs';
 import { setImmediate } from 'node:timers/promises';
 import { MicroBatcher } from '../batching/batcher.js';
+import type { EventIdentity } from '../codec/feature-rows.js';
 import { deadLetterMessage } from '../codec/dead-letter.js';
 import { RecordEncoder, type Prediction, type ShadowPrediction } from '../codec/predictions.js';
-import {
-  RequestDecoder,
-  type DecodeResult,
-  type FeatureEvent,
-  type RejectReason,
-} from '../codec/requests.js';
+import { RequestDecoder, type DecodeResult, type RejectReason } from '../codec/requests.js';
 import type { SchemaRegistry } from '../codec/registry.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
@@ -53,14 +49,12 @@ export interface ServeDeps {
   producer: BatchProducer;
 }
 
-/** What is kept of a FeatureEvent while it waits: its identity, and its features as a row. */
-export type EventInfo = Pick<FeatureEvent, 'request_id' | 'entity_key' | 'event_time'>;
-
 /** A consumed value as the batcher takes it, or why it is rejected. */
-type Taken = { ok: true; event: EventInfo; features: FeatureRow } | Extract<DecodeResult, { ok: false }>;
+type Taken = { ok: true; event: EventIdentity; features: FeatureRow } | Extract<DecodeResult, { ok: false }>;
 
+/** What is kept of a FeatureEvent while it waits: its identity, and its features as a row. */
 interface Pending {
-  event: EventInfo;
+  event: EventIdentity;
   features: FeatureRow;
   /** The consumed record, kept so a failed batch can be dead-lettered with its original bytes. */
   message: KafkaMessage;

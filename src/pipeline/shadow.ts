@@ -4,7 +4,7 @@ import type { RecordEncoder, ShadowPrediction } from '../codec/predictions.js';
 import { describeError } from '../errors.js';
 import type { ModelRunner } from '../inference/runner.js';
 import { incompleteRows, matrixOf, type FeatureRow } from '../inference/tensor.js';
-import type { EventInfo } from './serve.js';
+import type { EventIdentity } from '../codec/feature-rows.js';
 import type { Hold } from '../models/live.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
@@ -15,7 +15,7 @@ const MAX_SENDS_IN_FLIGHT = 4;
 /** One scored batch, handed to the shadows with what was published for each event. */
 export interface ShadowWork {
   hold: Hold;
-  events: EventInfo[];
+  events: EventIdentity[];
   features: FeatureRow[];
   keys: (Buffer | null)[];
   served: { version: string; route: string; outputs: Record<string, number> }[];
