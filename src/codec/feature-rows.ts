@@ -137,6 +137,8 @@ export class FeatureRowReader {
   #readFeatures(body: Buffer, cursor: { position: number }): Float32Array | undefined {
     const row = new Float32Array(this.layout.length);
     const written = this.#written;
+    const expected = this.#expected;
+    const view = new DataView(body.buffer, body.byteOffset, body.length);
     const stamp = (this.#valueNumber = (this.#valueNumber + 1) >>> 0 || 1);
     let found = 0;
     let index = 0;
@@ -149,14 +151,28 @@ export class FeatureRowReader {
         count = -count;
         if (readLong(body, cursor) === undefined) return undefined;
       }
+      let position = cursor.position;
       for (; count > 0; count -= 1, index += 1) {
-        const length = readLong(body, cursor);
-        const start = cursor.position;
-        const end = start + (length ?? -1);
-        if (length === undefined || length < 0 || end + 8 > body.length) return undefined;
-        const column = this.#columnOf(body, start, end, index);
-        const value = body.readDoubleLE(end);
-        cursor.position = end + 8;
+        // Key length: one varint byte for keys under 64 bytes (zig-zag: even = non-negative).
+        let length = body[position];
+        if (length !== undefined && length < 0x80 && (length & 1) === 0) {
+          length >>>= 1;
+          position += 1;
+        } else {
+          cursor.position = position;
+          length = readLong(body, cursor);
+          if (length === undefined || length < 0) return undefined;
+          position = cursor.position;
+        }
+        const end = position + length;
+        if (end + 8 > body.length) return undefined;
+        const seen = expected[index];
+        const column =
+          seen !== undefined && sameBytes(seen.key, body, position, end)
+            ? seen.column
+            : this.#lookUp(body, position, end, index);
+        const value = view.getFloat64(end, true);
+        position = end + 8;
         if (column < 0) continue;
         // A repeated key (the last one wins) or a non-finite value: the ordinary path decides.
         if (written[column] === stamp || !Number.isFinite(value)) return undefined;
@@ -164,14 +180,13 @@ export class FeatureRowReader {
         row[column] = value;
         found += 1;
       }
+      cursor.position = position;
     }
     return found === this.layout.length ? row : undefined;
   }
 
-  /** The column of the key in body[start, end), trying first the key the last value had here. */
-  #columnOf(body: Buffer, start: number, end: number, index: number): number {
-    const expected = this.#expected[index];
-    if (expected !== undefined && sameBytes(expected.key, body, start, end)) return expected.column;
+  /** The column of the key in body[start, end), remembered as what map position `index` holds. */
+  #lookUp(body: Buffer, start: number, end: number, index: number): number {
     const name = body.toString('utf8', start, end);
     const column = this.#columns.get(name) ?? -1;
     if (index < MAX_REMEMBERED_POSITIONS) {
