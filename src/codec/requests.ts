@@ -81,10 +81,8 @@ export class RequestDecoder {
    */
   readRowNow(value: Buffer | null): RowEvent | undefined {
     const rows = this.#rows;
-    if (rows === undefined || value === null || value.length < HEADER_BYTES || value[0] !== MAGIC_BYTE) {
-      return undefined;
-    }
-    const id = value.readInt32BE(1);
+    if (rows === undefined || checkFraming(value) !== undefined) return undefined;
+    const id = value!.readInt32BE(1);
     let steps = this.#steps.get(id);
     if (steps === undefined) {
       const schema = this.#schemas.get(id);
@@ -92,7 +90,7 @@ export class RequestDecoder {
       steps = stepsFor(schema) ?? null;
       this.#steps.set(id, steps);
     }
-    return steps === null ? undefined : rows.read(value.subarray(HEADER_BYTES), steps);
+    return steps === null ? undefined : rows.read(value!.subarray(HEADER_BYTES), steps);
   }
 
   /**
