@@ -67,6 +67,8 @@ export interface PacedResult {
    */
   from_send: { p50_ms: number; p95_ms: number; p99_ms: number };
   producer_max_lag_ms: number;
+  /** The bench process's event-loop delay while sending (see PaceResult.loopDelay). */
+  bench_loop_delay_ms: { max_ms: number; p99_ms: number };
   rss_mb: number | undefined;
   /** While the events were being sent. */
   cpu: CpuUse;
@@ -141,6 +143,13 @@ export async function drain(
   }
 }
 
+/**
+ * A paced run. With `start`, the process it starts is timed from event_time to its output's
+ * arrival. Without, the arrivals are the requests themselves: one Kafka hop (load generator ->
+ * broker -> consumer) at the same rate, with the same clients, which is the floor under the two
+ * hops every prediction makes. The CPU reported is then the bench process's own (load generator
+ * and arrival consumer).
+ */
 export async function paced(
   clients: BenchClients,
   workload: Workload,
@@ -148,7 +157,7 @@ export async function paced(
   rate: number,
   warmupSeconds: number,
   measureSeconds: number,
-  start: Start,
+  start: Start | undefined,
 ): Promise<PacedResult> {
   const topics = await createCaseTopics(clients.kafka, label);
   const recorder = new ArrivalRecorder(clients.kafka);
@@ -156,10 +165,11 @@ export async function paced(
   let stage = 'start';
   try {
     const schemaId = await registerFeatureSchema(clients, topics.requests);
-    await recorder.start(topics.predictions);
-    const running = start(topics);
+    await recorder.start(start === undefined ? topics.requests : topics.predictions);
+    const running = start?.(topics);
     child = running;
-    await running.joined(JOIN_TIMEOUT_MS);
+    await running?.joined(JOIN_TIMEOUT_MS);
+    const measuredPid = running === undefined ? process.pid : running.child.pid;
     stage = 'paced load';
     const generator = workload.generator(2, topics.requests);
     const total = warmupSeconds + measureSeconds;
@@ -169,22 +179,27 @@ export async function paced(
     let cpu;
     try {
       await sleep(Math.max(0, schedule.startsAt - Date.now()));
-      const cpuFrom = await cpuSnapshot(running.child.pid);
+      const cpuFrom = await cpuSnapshot(measuredPid);
       load = await pace(producer, topics.requests, schedule);
-      cpu = cpuBetween(cpuFrom, await cpuSnapshot(running.child.pid));
+      cpu = cpuBetween(cpuFrom, await cpuSnapshot(measuredPid));
     } finally {
       await producer.disconnect();
     }
     stage = 'drain';
     const waitFrom = performance.now();
-    const complete = await recorder.waitFor(load.sent, PACED_DRAIN_TIMEOUT_MS, () => !running.running);
-    const rss = await running.peakRssMb();
-    const serve = await serveView(running);
+    const complete = await recorder.waitFor(
+      load.sent,
+      PACED_DRAIN_TIMEOUT_MS,
+      () => running?.running === false,
+    );
+    const rss = await running?.peakRssMb();
+    const serve = running === undefined ? undefined : await serveView(running);
     if (!complete) {
+      const state = running === undefined ? '' : `; process ${running.running ? 'running' : 'exited'}`;
       throw new Error(
         `${recorder.count} of ${load.sent} outputs arrived (sent over ${round(load.seconds, 1)} s, ` +
-          `then waited ${Math.round(performance.now() - waitFrom)} ms; process ` +
-          `${running.running ? 'running' : 'exited'}):\n${running.output()}`,
+          `then waited ${Math.round(performance.now() - waitFrom)} ms${state})` +
+          (running === undefined ? '' : `:\n${running.output()}`),
       );
     }
     const measureFrom = load.startedAt + warmupSeconds * 1_000;
@@ -217,6 +232,7 @@ export async function paced(
         p99_ms: percentile(fromSend, 99),
       },
       producer_max_lag_ms: round(load.maxLagMs, 1),
+      bench_loop_delay_ms: load.loopDelay,
       rss_mb: rss === undefined ? undefined : round(rss, 1),
       cpu,
       serve,

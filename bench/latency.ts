@@ -8,16 +8,18 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { summarizeProfile } from './profile.js';
-import { paced, type PacedResult } from './cases.js';
+import { drain, paced, type DrainResult, type PacedResult } from './cases.js';
 import { chooseInfrastructure } from './infrastructure.js';
-import { createClients } from './kafka.js';
+import { createClients, type CaseTopics } from './kafka.js';
 import { startRelay, startServe } from './targets.js';
 import { loadWorkload } from './workload.js';
 
 const USAGE = `Usage: npm run bench:latency -- --rate EVENTS_PER_S [options]
+       npm run bench:latency -- --drain EVENTS [options]
 
   --model NAME        fraud (default) or heavy
-  --rate N            events per second to send (required)
+  --rate N            events per second to send
+  --drain N           first drain N pre-filled events at the same setting (saturation rate)
   --rows N            STREAMSCORE_BATCH_MAX_ROWS (default 1024)
   --linger MS         STREAMSCORE_BATCH_LINGER_MS (default 20)
   --threads N         STREAMSCORE_INFERENCE_THREADS (default 1)
@@ -25,6 +27,9 @@ const USAGE = `Usage: npm run bench:latency -- --rate EVENTS_PER_S [options]
   --repeat N          paced runs of serve (default 1)
   --profile           run serve under node --cpu-prof and print where it spent time
   --relay             also pace the no-model transport relay at the same rate
+  --hop               also time one Kafka hop at the same rate: the load generator's events read
+                      back from the requests topic (the floor under serve's two hops)
+  --no-serve          skip serve (with --relay or --hop)
   --env KEY=VALUE     extra environment for serve (repeatable)
   --out FILE          write the results as JSON`;
 
@@ -35,7 +40,8 @@ function say(line: string): void {
 function describe(result: PacedResult): string {
   return (
     `p50/p95/p99/max ${result.p50_ms}/${result.p95_ms}/${result.p99_ms}/${result.max_ms} ms ` +
-    `(from send p99 ${result.from_send.p99_ms} ms, sender lag max ${result.producer_max_lag_ms} ms), ` +
+    `(from send p99 ${result.from_send.p99_ms} ms, sender lag max ${result.producer_max_lag_ms} ms, bench loop delay ` +
+    `max ${result.bench_loop_delay_ms.max_ms} ms), ` +
     `${result.measured} events, CPU ${result.cpu.process_cores}/${result.cpu.machine_busy_cores}` +
     (result.serve?.avg_batch_rows !== undefined ? `, avg batch ${result.serve.avg_batch_rows}` : '') +
     (result.rss_mb !== undefined ? `, RSS ${result.rss_mb} MB` : '') +
@@ -50,12 +56,15 @@ async function main(): Promise<number> {
     options: {
       model: { type: 'string', default: 'fraud' },
       rate: { type: 'string' },
+      drain: { type: 'string' },
       rows: { type: 'string', default: '1024' },
       linger: { type: 'string', default: '20' },
       threads: { type: 'string', default: '1' },
       seconds: { type: 'string', default: '15' },
       repeat: { type: 'string', default: '1' },
       relay: { type: 'boolean', default: false },
+      hop: { type: 'boolean', default: false },
+      'no-serve': { type: 'boolean', default: false },
       env: { type: 'string', multiple: true, default: [] },
       out: { type: 'string' },
       profile: { type: 'boolean', default: false },
@@ -63,8 +72,9 @@ async function main(): Promise<number> {
     },
     strict: true,
   });
-  const rate = Number(values.rate);
-  if (values.help || !(rate > 0)) {
+  const rate = Number(values.rate ?? 0);
+  const drainEvents = Number(values.drain ?? 0);
+  if (values.help || !(rate > 0 || drainEvents > 0)) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
@@ -84,10 +94,31 @@ async function main(): Promise<number> {
   try {
     const clients = createClients(infrastructure);
     const workload = await loadWorkload(values.model);
-    const results: Record<string, PacedResult[]> = { serve: [], relay: [] };
+    const results: Record<string, (PacedResult | DrainResult)[]> = {
+      drain: [],
+      serve: [],
+      relay: [],
+      hop: [],
+    };
+    const start = (t: CaseTopics) =>
+      startServe(clients.endpoints, t, workload, settings, undefined, extraEnv);
+    for (let i = 0; drainEvents > 0 && i < Number(values.repeat); i += 1) {
+      const result = await drain(clients, workload, `${values.model}-drain`, drainEvents, start, 300_000);
+      say(
+        `serve ${settings.batchMaxRows}/${settings.lingerMs} ms/t${settings.threads} drain: ` +
+          `${result.events_per_s} ev/s (${result.seconds} s), CPU ${result.cpu.process_cores}/` +
+          `${result.cpu.machine_busy_cores}, avg batch ${result.serve?.avg_batch_rows}, RSS ${result.rss_mb} MB`,
+      );
+      results.drain!.push(result);
+    }
+    if (!(rate > 0)) {
+      await writeReport(values.out, { model: values.model, settings, env: extraEnv, results });
+      return 0;
+    }
     const name = `latency-${values.model}-b${settings.batchMaxRows}-l${settings.lingerMs}.cpuprofile`;
     const profiling = values.profile ? { dir: join('bench', 'results'), name } : undefined;
-    for (let i = 0; i < Number(values.repeat); i += 1) {
+    const serveRuns = values['no-serve'] ? 0 : Number(values.repeat);
+    for (let i = 0; i < serveRuns; i += 1) {
       const result = await paced(clients, workload, `${values.model}-latency`, rate, 3, seconds, (t) =>
         startServe(clients.endpoints, t, workload, settings, profiling, extraEnv),
       );
@@ -101,18 +132,24 @@ async function main(): Promise<number> {
       say(`relay: ${describe(result)}`);
       results.relay!.push(result);
     }
+    if (values.hop) {
+      const result = await paced(clients, workload, `${values.model}-hop`, rate, 3, seconds, undefined);
+      say(`one hop: ${describe(result)}`);
+      results.hop!.push(result);
+    }
     if (profiling !== undefined) {
       const summary = await summarizeProfile(join(profiling.dir, profiling.name));
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     }
-    if (values.out !== undefined) {
-      const report = { model: values.model, rate, settings, env: extraEnv, results };
-      await writeFile(values.out, `${JSON.stringify(report, null, 2)}\n`);
-    }
+    await writeReport(values.out, { model: values.model, rate, settings, env: extraEnv, results });
     return 0;
   } finally {
     infrastructure.stop();
   }
+}
+
+async function writeReport(out: string | undefined, report: unknown): Promise<void> {
+  if (out !== undefined) await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
 }
 
 main().then(

@@ -4,10 +4,12 @@
  * Confluent framing, exactly as `streamscore produce` writes them, and always before the clock
  * of a measurement starts.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { EventGenerator } from '../src/produce/generator.js';
 import { sleep } from './child.js';
+import { round } from './stats.js';
 
 /**
  * Records per pre-fill request (and at most per paced request). heavy events are ~3.4 kB; a request spread over 6 partitions stays
@@ -18,6 +20,13 @@ const FILL_CHUNK = 500;
 const FILL_IN_FLIGHT = 4;
 /** The paced producer's tick: each tick sends every event that became due since the last one. */
 const PACE_TICK_MS = 5;
+/**
+ * Paced requests in flight at once. With one, the sender's rate is capped at FILL_CHUNK records per
+ * produce round trip, and on a busy 2-core machine a round trip of 20-30 ms puts that cap below
+ * the rates being measured: the sender falls behind by hundreds of ms and the lag is counted as
+ * latency of the process under test.
+ */
+const PACE_IN_FLIGHT = 4;
 
 export interface FillResult {
   count: number;
@@ -107,11 +116,17 @@ export interface PaceResult {
   maxLagMs: number;
   /** Epoch ms at which event i's send request was issued. */
   sentAt: Float64Array;
+  /**
+   * The bench process's own event-loop delay while sending, ms (max and p99): a sender lag with a
+   * long loop delay means the bench itself was starved (GC, CPU), not that the broker was slow.
+   */
+  loopDelay: { max_ms: number; p99_ms: number };
 }
 
 /**
  * Sends a prepared schedule: every PACE_TICK_MS, whatever became due since the last send (by
- * schedule, not by a fixed sleep per send, so a slow send does not make the rate drift).
+ * schedule, not by a fixed sleep per send, so a slow send does not make the rate drift), with up
+ * to PACE_IN_FLIGHT requests outstanding. Resolves once every request was acknowledged.
  */
 export async function pace(producer: Producer, topic: string, schedule: Schedule): Promise<PaceResult> {
   const { startsAt, rate, messages } = schedule;
@@ -121,7 +136,12 @@ export async function pace(producer: Producer, topic: string, schedule: Schedule
   let sent = 0;
   let maxLagMs = 0;
   const sentAt = new Float64Array(total);
+  const inFlight = new Set<Promise<unknown>>();
+  let failure: Error | undefined;
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
   while (sent < total) {
+    if (failure !== undefined) throw failure;
     const elapsed = Date.now() - startsAt;
     // Event i is due i / rate seconds after the start.
     const due = Math.min(total, Math.floor((elapsed / 1_000) * rate) + 1);
@@ -129,18 +149,27 @@ export async function pace(producer: Producer, topic: string, schedule: Schedule
       await sleep(PACE_TICK_MS);
       continue;
     }
+    if (inFlight.size >= PACE_IN_FLIGHT) {
+      await Promise.race(inFlight);
+      continue;
+    }
     maxLagMs = Math.max(maxLagMs, elapsed - (sent / rate) * 1_000);
     // A sender far behind its schedule catches up in requests of at most FILL_CHUNK records, so
     // no request outgrows the broker's limits.
     const upTo = Math.min(due, sent + FILL_CHUNK);
     sentAt.fill(Date.now(), sent, upTo);
-    await producer.send({
-      topic,
-      messages: messages.slice(sent, upTo),
-      acks: -1,
-      compression: CompressionTypes.None,
-    });
+    const request = producer
+      .send({ topic, messages: messages.slice(sent, upTo), acks: -1, compression: CompressionTypes.None })
+      .catch((error: unknown) => {
+        failure ??= error instanceof Error ? error : new Error(String(error));
+      })
+      .finally(() => inFlight.delete(request));
+    inFlight.add(request);
     sent = upTo;
   }
-  return { sent, startedAt: startsAt, seconds: (Date.now() - startsAt) / 1_000, maxLagMs, sentAt };
+  await Promise.all(inFlight);
+  loop.disable();
+  if (failure !== undefined) throw failure;
+  const loopDelay = { max_ms: round(loop.max / 1e6, 1), p99_ms: round(loop.percentile(99) / 1e6, 1) };
+  return { sent, startedAt: startsAt, seconds: (Date.now() - startsAt) / 1_000, maxLagMs, sentAt, loopDelay };
 }

@@ -126,6 +126,20 @@ export async function runModel(
     );
     say(`  ${describePaced(relayPaced)}`);
     result.details.transport_paced = relayPaced;
+    say(`${model}: one Kafka hop (load generator -> requests topic -> consumer, paced at ${rate}/s)`);
+    const hop = await attempt(() =>
+      paced(
+        clients,
+        workload,
+        `${model}-hop`,
+        rate,
+        plan.pacedWarmupSeconds,
+        plan.pacedMeasureSeconds,
+        undefined,
+      ),
+    );
+    say(`  ${describePaced(hop)}`);
+    result.details.hop_paced = hop;
   }
 
   if (plan.profile && result.best !== null) {

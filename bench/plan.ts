@@ -1,6 +1,6 @@
 /**
  * What one `npm run bench` measures, from its flags. The full plan is sized to finish well under 20
- * minutes on a 2-core machine (about 11), --quick under 3 (about 2). Event counts are per model
+ * minutes on a 2-core machine (about 16), --quick under 3 (about 2). Event counts are per model
  * because a heavy event is ~15 times the bytes and ~7 times the work of a fraud event.
  */
 import { parseArgs } from 'node:util';
@@ -47,6 +47,7 @@ KAFKA_BROKERS and SCHEMA_REGISTRY_URL select a broker and registry; without them
 stack (scripts/stack.sh) is used, and started and stopped if it is not running.`;
 
 const FULL_GRID: GridPoint[] = [
+  { batchMaxRows: 1024, lingerMs: 0 },
   { batchMaxRows: 64, lingerMs: 2 },
   { batchMaxRows: 256, lingerMs: 5 },
   { batchMaxRows: 1024, lingerMs: 5 },

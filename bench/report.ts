@@ -138,9 +138,9 @@ export function formatReport(result: BenchResult): string {
   return out.join('\n');
 }
 
-/** The numbers behind the ratios: every repeat of the ceilings and baseline, and the relay's latency. */
+/** The numbers behind the ratios: every repeat of the ceilings and baseline, the relay's and one hop's latency. */
 function contextLine(m: ModelResult): string {
-  const { transport, baseline, transport_paced: relayPaced } = m.details;
+  const { transport, baseline, transport_paced: relayPaced, hop_paced: hop } = m.details;
   const repeats = (r: typeof transport) =>
     'error' in r ? 'failed' : `${r.repeats_events_per_s.map(fmt).join(', ')} (best: CPU ${cpu(r.cpu)})`;
   const parts = [
@@ -154,6 +154,13 @@ function contextLine(m: ModelResult): string {
         : `relay paced at ${fmt(relayPaced.rate)}/s (no model): p50/p95/p99 ${fmt(relayPaced.p50_ms)}/${fmt(relayPaced.p95_ms)}/${fmt(relayPaced.p99_ms)} ms, p99 from send ${fmt(relayPaced.from_send.p99_ms)} ms (CPU ${cpu(relayPaced.cpu)})`,
     );
   }
+  if (hop !== undefined) {
+    parts.push(
+      'error' in hop
+        ? 'one hop: failed'
+        : `one hop at ${fmt(hop.rate)}/s (generator -> broker -> consumer): p50/p95/p99 ${fmt(hop.p50_ms)}/${fmt(hop.p95_ms)}/${fmt(hop.p99_ms)} ms (CPU bench/machine ${cpu(hop.cpu)})`,
+    );
+  }
   return parts.join('; ');
 }
 
@@ -164,6 +171,8 @@ function collectErrors(m: ModelResult): string[] {
   const relayPaced = m.details.transport_paced;
   if (relayPaced !== undefined && 'error' in relayPaced)
     errors.push(`relay paced: ${relayPaced.error.split('\n')[0]}`);
+  const hop = m.details.hop_paced;
+  if (hop !== undefined && 'error' in hop) errors.push(`one hop: ${hop.error.split('\n')[0]}`);
   if ('error' in baseline) errors.push(`baseline: ${baseline.error.split('\n')[0]}`);
   for (const g of grid) {
     if ('error' in g.saturation)

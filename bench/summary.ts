@@ -55,6 +55,11 @@ export interface ModelResult {
     grid: GridResult[];
     /** The relay at the best point's paced rate: the latency of the same transport with no model (not a lower bound). */
     transport_paced?: PacedResult | Failed;
+    /**
+     * One hop at the same rate: the bench's own events read back from the requests topic, no
+     * process in between. A prediction makes two such hops, so this is a floor under serve's latency.
+     */
+    hop_paced?: PacedResult | Failed;
     profile?: ProfileSummary | Failed;
   };
 }

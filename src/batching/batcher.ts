@@ -1,7 +1,11 @@
 export interface BatcherOptions {
   /** A batch is cut as soon as it holds this many items. */
   maxRows: number;
-  /** A batch becomes due this long after its first item arrived, milliseconds; 0 = at once. */
+  /**
+   * A batch becomes due this long after its first item arrived, milliseconds. 0 = at once: a
+   * waiting consumer gets everything added before the adding code next yields (one synchronous
+   * run of add() calls, e.g. one decoded slice of a fetch), not just the first item.
+   */
   lingerMs: number;
   /** add() callers should wait (waitForCapacity) while this many items are accepted but not released. */
   maxPending: number;
@@ -62,11 +66,15 @@ export class MicroBatcher<T> {
     this.#current.push(item);
     this.#pending += 1;
     if (this.#current.length === 1) {
-      if (this.#options.lingerMs === 0) this.#currentDue = true;
-      else this.#timer = setTimeout(this.#onLinger, this.#options.lingerMs);
+      if (this.#options.lingerMs > 0) this.#timer = setTimeout(this.#onLinger, this.#options.lingerMs);
+      // A waiting consumer would only run after the adding code yields anyway; waking it then hands
+      // over the items added meanwhile in the same batch instead of the first item alone.
+      else queueMicrotask(this.#onLinger);
     }
-    if (this.#current.length >= this.#options.maxRows) this.#cut();
-    this.#wake();
+    if (this.#current.length >= this.#options.maxRows) {
+      this.#cut();
+      this.#wake();
+    }
   }
 
   /**
@@ -123,7 +131,7 @@ export class MicroBatcher<T> {
 
   readonly #onLinger = (): void => {
     this.#timer = undefined;
-    this.#currentDue = true;
+    if (this.#current.length > 0) this.#currentDue = true;
     this.#wake();
   };
 

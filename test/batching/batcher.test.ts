@@ -42,6 +42,19 @@ describe('MicroBatcher', () => {
     assert.deepEqual(await pending, [7]);
   });
 
+  it('with lingerMs 0 gives a waiting consumer everything added before the adder yields', async () => {
+    const batcher = new MicroBatcher<number>({ maxRows: 3, lingerMs: 0, maxPending: 100 });
+    const pending = batcher.next();
+    for (const n of [1, 2, 3, 4, 5]) batcher.add(n); // one synchronous run, like a decoded slice
+    assert.deepEqual(await pending, [1, 2, 3]);
+    assert.deepEqual(await batcher.next(), [4, 5]);
+    const later = batcher.next();
+    await sleep(1);
+    batcher.add(6);
+    batcher.add(7);
+    assert.deepEqual(await later, [6, 7]);
+  });
+
   it('keeps the order items were added in, across batches', async () => {
     const batcher = new MicroBatcher<{ partition: number; offset: number }>({
       maxRows: 7,
