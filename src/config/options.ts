@@ -217,7 +217,8 @@ export const OPTIONS = {
     default: 5,
     min: 0,
     max: 60_000,
-    description: 'A batch is scored at most this long after its first event arrived, milliseconds.',
+    description:
+      'A batch is scored at most this long after its first event arrived, milliseconds; 0 scores whatever was decoded as soon as the runtime is free.',
   },
   maxPendingEvents: {
     kind: 'integer',
