@@ -89,7 +89,7 @@ export async function drain(
   timeoutMs: number,
 ): Promise<DrainResult> {
   const topics = await createCaseTopics(clients.kafka, label);
-  const recorder = new ArrivalRecorder(clients.kafka);
+  const recorder = new ArrivalRecorder(clients.endpoints.brokers.split(','));
   let child: ChildUnderTest | undefined;
   let stage = 'pre-fill';
   try {
@@ -119,7 +119,7 @@ export async function drain(
           `(process ${running.running ? 'still running' : 'exited'}):\n${running.output()}`,
       );
     }
-    const arrivals = recorder.arrivals.slice(0, count);
+    const arrivals = (await recorder.arrivals()).slice(0, count);
     const first = arrivals[0]!.at;
     const last = arrivals[count - 1]!.at;
     const seconds = Math.max(1, last - joinedAt) / 1_000;
@@ -160,7 +160,7 @@ export async function paced(
   start: Start | undefined,
 ): Promise<PacedResult> {
   const topics = await createCaseTopics(clients.kafka, label);
-  const recorder = new ArrivalRecorder(clients.kafka);
+  const recorder = new ArrivalRecorder(clients.endpoints.brokers.split(','));
   let child: ChildUnderTest | undefined;
   let stage = 'start';
   try {
@@ -206,7 +206,7 @@ export async function paced(
     const index = new Map(schedule.ids.map((id, i) => [id, i]));
     const latencies: number[] = [];
     const fromSend: number[] = [];
-    const timed = await decodeAll(clients, recorder.arrivals, (record, arrival) => ({
+    const timed = await decodeAll(clients, await recorder.arrivals(), (record, arrival) => ({
       eventTime: epochMs(record.event_time),
       sentAt: load.sentAt[index.get(String(record.request_id)) ?? -1],
       at: arrival.at,
