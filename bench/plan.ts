@@ -1,6 +1,6 @@
 /**
  * What one `npm run bench` measures, from its flags. The full plan is sized to finish well under 20
- * minutes on a 2-core machine (about 16), --quick under 3 (about 2). Event counts are per model
+ * minutes on a 2-core machine (about 16), --quick about 3 (stack start and build included). Event counts are per model
  * because a heavy event is ~15 times the bytes and ~7 times the work of a fraud event.
  */
 import { parseArgs } from 'node:util';
@@ -36,7 +36,7 @@ export interface Plan {
 
 export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fraud,heavy] [--out FILE]
 
-  --quick      smoke run (~2 min): one serve setting, fewer events, shorter paced runs
+  --quick      smoke run (~3 min): one serve setting, fewer events, shorter paced runs
   --profile    also drain once per model under node --cpu-prof at the best setting, write
                bench/results/serve-<model>-*.cpuprofile and print the top self-time functions
                (the profiled drain is not used for any number)
