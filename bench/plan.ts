@@ -1,7 +1,8 @@
 /**
  * What one `npm run bench` measures, from its flags. The full plan is sized to finish well under 20
- * minutes on a 2-core machine (about 16), --quick about 3 (stack start and build included). Event counts are per model
- * because a heavy event is ~15 times the bytes and ~7 times the work of a fraud event.
+ * minutes on a 2-core machine (about 16), --quick in about 3 (stack start and build included).
+ * Event counts are per model because a heavy event is ~15 times the bytes and ~7 times the work of
+ * a fraud event.
  */
 import { parseArgs } from 'node:util';
 
