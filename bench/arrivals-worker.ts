@@ -39,7 +39,7 @@ async function start(): Promise<void> {
 }
 
 /** Arrivals from `from` on, packed into three transferable buffers. */
-function collect(id: number, from: number): ArrivalWorkerReply {
+function collect(id: number, from: number): Extract<ArrivalWorkerReply, { kind: 'arrivals' }> {
   const count = stamps.length - from;
   const at = new Float64Array(count);
   const lengths = new Int32Array(count);
@@ -64,7 +64,7 @@ function collect(id: number, from: number): ArrivalWorkerReply {
 port.on('message', (request: ArrivalWorkerRequest) => {
   if (request.kind === 'collect') {
     const reply = collect(request.id, request.from);
-    if (reply.kind === 'arrivals') port.postMessage(reply, [reply.at, reply.lengths, reply.bytes]);
+    port.postMessage(reply, [reply.at, reply.lengths, reply.bytes]);
     return;
   }
   consumer.disconnect().then(

@@ -1,5 +1,5 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import type { WireSchema } from './registry.js';
+import { HEADER_BYTES, MAGIC_BYTE, type WireSchema } from './registry.js';
 
 /** The Prediction record, as in schemas/prediction.avsc. */
 export interface Prediction {
@@ -51,11 +51,9 @@ export class RecordEncoder<T extends object> {
       return undefined; // encode() reports which fields are invalid
     }
     const framed = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-    framed[0] = 0;
+    framed[0] = MAGIC_BYTE;
     framed.writeInt32BE(this.#schemaId, 1);
     payload.copy(framed, HEADER_BYTES);
     return framed;
   }
 }
-
-const HEADER_BYTES = 5;

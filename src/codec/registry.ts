@@ -112,6 +112,10 @@ export function isRegistryNotFound(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { status?: unknown }).status === 404;
 }
 
+/** Confluent wire framing: magic byte 0, then the schema id (4 bytes, big-endian), then the payload. */
+export const MAGIC_BYTE = 0;
+export const HEADER_BYTES = 5;
+
 /** What the registry client's getSchema() gives for any schema type: the codec of the payload. */
 export interface WireSchema {
   fromBuffer(buffer: Buffer): unknown;

@@ -1,7 +1,13 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { describeError } from '../errors.js';
 import { FeatureRowReader, stepsFor, type EventIdentity, type RowEvent, type Step } from './feature-rows.js';
-import { isRegistryNotFound, isRegistryTransient, type WireSchema } from './registry.js';
+import {
+  HEADER_BYTES,
+  MAGIC_BYTE,
+  isRegistryNotFound,
+  isRegistryTransient,
+  type WireSchema,
+} from './registry.js';
 
 /** Why an event could not be scored; each becomes a dead-letter record and a metric label. */
 export const RejectReasons = {
@@ -25,9 +31,6 @@ export interface FeatureEvent extends EventIdentity {
 export type DecodeResult =
   | { ok: true; event: FeatureEvent }
   | { ok: false; reason: RejectReason; stage: 'decode' | 'validate'; message: string };
-
-const MAGIC_BYTE = 0;
-const HEADER_BYTES = 5;
 
 /**
  * Turns one requests-topic value into a checked FeatureEvent, or says exactly why not.

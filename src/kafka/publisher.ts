@@ -7,6 +7,7 @@ import {
   kafkaErrorTypes,
   type BatchProducer,
 } from './producer-thread.js';
+import { byteLength } from './record-pack.js';
 
 /** Kafka error types that no retry will fix: the service must stop rather than spin. */
 const PERMANENT_ERRORS = new Set([
@@ -161,11 +162,6 @@ function recordBytes(topicMessages: readonly TopicMessages[]): number {
     for (const { key, value } of messages) bytes += byteLength(key) + byteLength(value);
   }
   return bytes;
-}
-
-function byteLength(data: Buffer | string | null | undefined): number {
-  if (data === null || data === undefined) return 0;
-  return typeof data === 'string' ? Buffer.byteLength(data) : data.length;
 }
 
 function isPermanent(error: unknown): boolean {

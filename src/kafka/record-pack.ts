@@ -19,7 +19,7 @@ export function packTopicMessages(topicMessages: readonly TopicMessages[]): Arra
   };
   const addBytes = (data: Buffer | string | null | undefined) => {
     parts.push(data ?? null);
-    size += 4 + (data === null || data === undefined ? 0 : byteLength(data));
+    size += 4 + byteLength(data);
   };
   const counts: number[] = [];
   for (const { topic, messages } of topicMessages) {
@@ -140,6 +140,8 @@ function flattenHeaders(headers: IHeaders | undefined): [string, Buffer | string
   return flat;
 }
 
-function byteLength(data: Buffer | string): number {
+/** Bytes a key, value or header takes on the wire; 0 for none. */
+export function byteLength(data: Buffer | string | null | undefined): number {
+  if (data === null || data === undefined) return 0;
   return typeof data === 'string' ? Buffer.byteLength(data) : data.length;
 }
