@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type Producer } from 'kafkajs';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+import { RegistryClient, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
 
 export interface Endpoints {
   brokers: string;
@@ -84,8 +84,7 @@ export async function removeCaseTopics(kafka: Kafka, topics: CaseTopics, groups:
 
 export async function registerFeatureSchema(clients: BenchClients, topic: string): Promise<number> {
   return registerValueSchema(
-    clients.registry,
-    { url: clients.endpoints.registryUrl },
+    new RegistryClient({ url: clients.endpoints.registryUrl }),
     topic,
     await readSchemaFile('feature-event.avsc'),
   );

@@ -18,7 +18,9 @@ import type { EachBatchPayload, Message } from 'kafkajs';
 import { RecordEncoder, type Prediction } from '../src/codec/predictions.js';
 import type { EventIdentity } from '../src/codec/feature-rows.js';
 import { RequestDecoder } from '../src/codec/requests.js';
-import { createRegistry, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+import { readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+import { RegistrySchemas } from '../src/codec/schemas.js';
+import { registryClient } from '../src/commands/connect.js';
 import { loadConfig } from '../src/config/load.js';
 import { createKafka } from '../src/kafka/client.js';
 import { openProducer } from '../src/kafka/producer-thread.js';
@@ -37,15 +39,10 @@ async function main(): Promise<number> {
   const logger = createLogger(config.logLevel);
   const log = logger.child({ component: 'transport-relay' });
   const kafka = createKafka(config, logger);
-  const registryOptions = {
-    url: config.schemaRegistryUrl,
-    username: config.schemaRegistryUsername,
-    password: config.schemaRegistryPassword,
-  };
-  const registry = createRegistry(registryOptions);
+  const registry = registryClient(config);
+  const schemas = new RegistrySchemas(registry);
   const schemaId = await registerValueSchema(
     registry,
-    registryOptions,
     config.predictionsTopic,
     await readSchemaFile('prediction.avsc'),
   );
@@ -61,9 +58,10 @@ async function main(): Promise<number> {
     retry: { retries: 10 },
   });
   const producer = openProducer(kafka, config);
-  const decoder = new RequestDecoder(registry, featureNames);
+  const decoder = new RequestDecoder(schemas, config, featureNames);
   decoder.setRowLayout(featureNames);
-  const encoder = new RecordEncoder<Prediction>(registry, schemaId);
+  const encoder = new RecordEncoder<Prediction>(schemas, schemaId);
+  await encoder.prepare();
   const sends = new InFlight(MAX_SENDS_IN_FLIGHT, (error) => {
     log.fatal({ err: error }, 'send failed; the relay stops');
     logger.flush();
@@ -106,7 +104,7 @@ async function main(): Promise<number> {
       };
       messages.push({
         key: message.key,
-        value: encoder.encodeNow(prediction) ?? (await encoder.encode(prediction)),
+        value: encoder.encodeNow(prediction),
       });
       if (messages.length >= SEND_CHUNK) {
         await send(messages);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type IHeaders, type Producer } from 'kafkajs';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { FeatureEvent } from '../src/codec/requests.js';
-import { readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+import { RegistryClient, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
 import { EventGenerator, readFeatureSpecs } from '../src/produce/generator.js';
 
 export const BROKERS = process.env.KAFKA_BROKERS;
@@ -26,7 +26,10 @@ export const kafka = new Kafka({
   brokers: BROKERS.split(','),
   logLevel: logLevel.NOTHING,
 });
+/** A third-party registry client, so tests encode and decode with code other than serve's. */
 export const registry = new SchemaRegistry({ host: REGISTRY_URL });
+/** streamscore's own registry client, for registering schemas as serve does. */
+export const registryClient = new RegistryClient({ url: REGISTRY_URL });
 
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
@@ -88,12 +91,7 @@ async function connectAdmin(): Promise<Admin> {
 }
 
 export async function registerFeatureSchema(topic: string): Promise<number> {
-  return registerValueSchema(
-    registry,
-    { url: REGISTRY_URL! },
-    topic,
-    await readSchemaFile('feature-event.avsc'),
-  );
+  return registerValueSchema(registryClient, topic, await readSchemaFile('feature-event.avsc'));
 }
 
 export async function connectProducer(): Promise<Producer> {

@@ -15,6 +15,12 @@ const settings = {
   kafkaConnectTimeoutMs: 10_000,
 };
 
+const failOn = {
+  stalled: (error: unknown) => assert.fail(`unexpected stall: ${String(error)}`),
+  recovered: () => undefined,
+  fatal: (error: unknown) => assert.fail(`unexpected fatal error: ${String(error)}`),
+};
+
 describe('producer thread on a real broker', () => {
   let topics: TestTopics & { remove(): Promise<void> };
   let producer: ThreadedProducer;
@@ -29,9 +35,7 @@ describe('producer thread on a real broker', () => {
   });
 
   it('writes keys, values and headers as given, in order per key, acknowledging in publish order', async () => {
-    const publisher = new OrderedPublisher(producer, pino({ level: 'silent' }), (error) => {
-      throw error;
-    });
+    const publisher = new OrderedPublisher(producer, pino({ level: 'silent' }), failOn);
     const acks: number[] = [];
     const perRequest = 250;
     for (let request = 0; request < 8; request += 1) {
@@ -71,11 +75,33 @@ describe('producer thread on a real broker', () => {
     assert.equal(dead[0]!.value, null);
   });
 
-  it('reports a record the broker refuses as permanent, carrying the Kafka error type across', async () => {
-    const failures: unknown[] = [];
-    const publisher = new OrderedPublisher(producer, pino({ level: 'silent' }), (error) =>
-      failures.push(error),
-    );
+  it('splits a publish larger than a request into several, acknowledging it once, in order', async () => {
+    const publisher = new OrderedPublisher(producer, pino({ level: 'silent' }), failOn, 100_000);
+    let acks = 0;
+    const messages = Array.from({ length: 600 }, (_, n) => ({
+      key: `k-${n % 5}`,
+      value: Buffer.alloc(1_000, n % 256),
+    }));
+    publisher.publish([{ topic: topics.dlq, messages }], () => (acks += 1));
+    await publisher.idle();
+    assert.equal(acks, 1);
+    const records = await collect(topics.dlq, { count: 601, timeoutMs: 20_000, settleMs: 500 });
+    const ours = records.filter((record) => record.value?.length === 1_000);
+    assert.equal(ours.length, 600);
+    for (const key of ['k-0', 'k-1', 'k-2', 'k-3', 'k-4']) {
+      const values = ours.filter((record) => record.key === key).map((record) => record.value![0]!);
+      const expected = messages.filter((message) => message.key === key).map((message) => message.value[0]!);
+      assert.deepEqual(values, expected, `order of ${key}`);
+    }
+  });
+
+  it('stalls on a record the broker refuses, carrying the Kafka error type across, until stopped', async () => {
+    const stalls: { error: unknown; refused: boolean }[] = [];
+    const publisher = new OrderedPublisher(producer, pino({ level: 'silent' }), {
+      stalled: (error, refused) => stalls.push({ error, refused }),
+      recovered: () => assert.fail('nothing recovers'),
+      fatal: (error) => assert.fail(`not fatal: ${String(error)}`),
+    });
     let acked = false;
     // Over the broker's message.max.bytes (1 MiB by default).
     publisher.publish(
@@ -84,11 +110,16 @@ describe('producer thread on a real broker', () => {
         acked = true;
       },
     );
-    await publisher.idle();
-    assert.equal(acked, false);
-    assert.equal(failures.length, 1);
-    const error = failures[0] as { types?: string[]; message?: string };
+    for (let i = 0; i < 100 && stalls.length === 0; i += 1) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(stalls.length, 1);
+    assert.equal(stalls[0]!.refused, true);
+    const error = stalls[0]!.error as { types?: string[]; message?: string };
     assert.ok(error.types?.includes('MESSAGE_TOO_LARGE'), `types ${String(error.types)}: ${error.message}`);
+    const started = Date.now();
+    publisher.stop();
+    await publisher.idle();
+    assert.ok(Date.now() - started < 2_000, 'stop() ends the wait between tries');
+    assert.equal(acked, false);
   });
 
   it('stops, rather than retrying, once its thread is gone', async () => {
@@ -96,9 +127,11 @@ describe('producer thread on a real broker', () => {
     await closed.connect();
     await closed.disconnect();
     const failures: unknown[] = [];
-    const publisher = new OrderedPublisher(closed, pino({ level: 'silent' }), (error) =>
-      failures.push(error),
-    );
+    const publisher = new OrderedPublisher(closed, pino({ level: 'silent' }), {
+      stalled: () => assert.fail('a dead thread is not a stall'),
+      recovered: () => undefined,
+      fatal: (error) => failures.push(error),
+    });
     publisher.publish([{ topic: topics.shadow, messages: [{ key: 'k', value: 'v' }] }], () => {
       assert.fail('nothing can be acknowledged');
     });

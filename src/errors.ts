@@ -18,6 +18,8 @@ export const ErrorCodes = {
   REGISTRY_UNAVAILABLE: 'Schema registry is unavailable',
   /** A schema file in schemas/ could not be read or parsed. */
   SCHEMA_INVALID: 'Schema is invalid',
+  /** The metrics HTTP server cannot listen on its address (the port is in use, or not permitted). */
+  METRICS_PORT_UNAVAILABLE: 'Metrics port is unavailable',
   /** A command-line argument is unknown or malformed. */
   USAGE: 'Invalid command-line usage',
 } as const;

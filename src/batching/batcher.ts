@@ -7,8 +7,6 @@ export interface BatcherOptions {
    * run of add() calls, e.g. one decoded slice of a fetch), not just the first item.
    */
   lingerMs: number;
-  /** add() callers should wait (waitForCapacity) while this many items are accepted but not released. */
-  maxPending: number;
 }
 
 /**
@@ -18,9 +16,7 @@ export interface BatcherOptions {
  * comes first. A due batch that the consumer is not yet ready for keeps filling up to maxRows, so a
  * busy consumer gets bigger batches rather than a queue of small ones. Items leave in the order they
  * were added, so per-partition order holds as long as one consumer processes batches in order.
- *
- * Backpressure: every item counts as pending from add() until the consumer calls release() for it,
- * i.e. until its result is safely written. Producers await waitForCapacity() before adding more.
+ * How many items may wait is not the batcher's business: intake bounds it (PendingLimit).
  */
 export class MicroBatcher<T> {
   readonly #options: BatcherOptions;
@@ -29,8 +25,6 @@ export class MicroBatcher<T> {
   readonly #full: T[][] = [];
   #timer: NodeJS.Timeout | undefined;
   #waiter: ((batch: T[] | undefined) => void) | undefined;
-  #pending = 0;
-  #capacityWaiters: (() => void)[] = [];
   #closed = false;
 
   constructor(options: BatcherOptions) {
@@ -38,14 +32,7 @@ export class MicroBatcher<T> {
       throw new RangeError(`maxRows must be a whole number >= 1, got ${options.maxRows}`);
     }
     if (!(options.lingerMs >= 0)) throw new RangeError(`lingerMs must be >= 0, got ${options.lingerMs}`);
-    if (!(options.maxPending >= 1))
-      throw new RangeError(`maxPending must be >= 1, got ${options.maxPending}`);
     this.#options = { ...options };
-  }
-
-  /** Items accepted and not yet released. */
-  get pending(): number {
-    return this.#pending;
   }
 
   /** Items waiting to be handed out (not yet taken by next()). */
@@ -57,14 +44,9 @@ export class MicroBatcher<T> {
     return this.#closed;
   }
 
-  hasCapacity(): boolean {
-    return this.#pending < this.#options.maxPending;
-  }
-
   add(item: T): void {
     if (this.#closed) throw new Error('MicroBatcher.add after close()');
     this.#current.push(item);
-    this.#pending += 1;
     if (this.#current.length === 1) {
       if (this.#options.lingerMs > 0) this.#timer = setTimeout(this.#onLinger, this.#options.lingerMs);
       // A waiting consumer would only run after the adding code yields anyway; waking it then hands
@@ -91,24 +73,6 @@ export class MicroBatcher<T> {
     });
   }
 
-  /** Marks items as finished (written or dead-lettered), freeing capacity. */
-  release(count: number): void {
-    this.#pending -= count;
-    if (this.#pending < 0)
-      throw new Error(`MicroBatcher.release: released ${-this.#pending} more than added`);
-    if (this.hasCapacity() && this.#capacityWaiters.length > 0) {
-      const waiters = this.#capacityWaiters;
-      this.#capacityWaiters = [];
-      for (const resolve of waiters) resolve();
-    }
-  }
-
-  /** Resolves when pending items are below maxPending. */
-  waitForCapacity(): Promise<void> {
-    if (this.hasCapacity()) return Promise.resolve();
-    return new Promise((resolve) => this.#capacityWaiters.push(resolve));
-  }
-
   /** Makes what is queued due at once (for shutdown or a drain). */
   flush(): void {
     if (this.#current.length > 0) this.#currentDue = true;
@@ -124,9 +88,6 @@ export class MicroBatcher<T> {
       this.#waiter = undefined;
       waiter(undefined);
     }
-    const waiters = this.#capacityWaiters;
-    this.#capacityWaiters = [];
-    for (const resolve of waiters) resolve();
   }
 
   readonly #onLinger = (): void => {

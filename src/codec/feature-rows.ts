@@ -1,13 +1,17 @@
 /**
  * Reads a FeatureEvent value straight into a float32 row in a fixed feature order, without building
  * the feature map. For a wide model the map is the main cost of serving: avsc turns 256 entries into
- * 256 key strings and a dictionary-mode object, then toFeatureRow looks each name up again.
+ * 256 key strings and a dictionary-mode object, then the row is built by looking each name up again.
  *
  * Only the common case is taken here: a writer schema with the four FeatureEvent fields in their
- * plain types (other fields are allowed and skipped), a well-formed value, every feature of the
- * layout present once and finite. Anything else gives undefined, and the caller decodes the value
- * the ordinary way, so every rejection keeps the exact reason and message it has there.
+ * plain types (other fields, of any type, are checked and skipped without being interpreted), a
+ * well-formed value, every feature of the layout present and representable. Anything else gives
+ * undefined, and the caller decodes the value the ordinary way (requests.ts), which gives the
+ * reason. Every count and length is checked against the bytes left first (avro-scan.ts), and the
+ * rules are the same as the ordinary path's, so the two accept exactly the same values.
  */
+import type avro from 'avsc';
+import { AvroShapeError, cursorOf, skipperOf, type Cursor, type Skip } from './avro-scan.js';
 
 /** What the pipeline keeps of an event besides its features. */
 export interface EventIdentity {
@@ -24,17 +28,13 @@ export interface RowEvent {
   layout: readonly string[];
 }
 
-/** The shape of an avsc Type that this reader relies on, checked at run time before use. */
-interface AvroType {
-  typeName: string;
-  fields?: readonly { name: string; type: AvroType }[];
-  valuesType?: AvroType;
-  decode(buffer: Buffer, position: number): { value: unknown; offset: number };
-}
+/** event_time must be epoch milliseconds from 0001-01-01 to 9999-12-31 UTC. */
+export const MIN_EVENT_TIME = -62_135_596_800_000;
+export const MAX_EVENT_TIME = 253_402_300_799_999;
 
 /** One step per writer-schema field, in the writer's order. */
 export type Step =
-  { kind: 'request_id' | 'entity_key' | 'event_time' | 'features' } | { kind: 'other'; type: AvroType };
+  { kind: 'request_id' | 'entity_key' | 'event_time' | 'features' } | { kind: 'other'; skip: Skip };
 
 const PLAIN_TYPES: Record<string, string> = {
   request_id: 'string',
@@ -44,23 +44,22 @@ const PLAIN_TYPES: Record<string, string> = {
 
 /**
  * The order in which a writer schema's fields are read, or undefined when the schema is not one this
- * reader takes (a union, a logical type, a different map value type...).
+ * reader takes (one of the four fields as a union, a logical type, a different map value type...).
  */
 export function stepsFor(schema: unknown): Step[] | undefined {
-  const type = schema as Partial<AvroType> | null;
+  const type = schema as { typeName?: unknown; fields?: unknown } | null;
   if (type === null || typeof type !== 'object' || type.typeName !== 'record') return undefined;
   if (!Array.isArray(type.fields)) return undefined;
   const steps: Step[] = [];
   const seen = new Set<string>();
-  for (const field of type.fields as readonly { name: string; type: AvroType }[]) {
-    const typeName = field.type?.typeName;
+  for (const field of type.fields as readonly { name: string; type: avro.Type }[]) {
+    const fieldType = field.type as unknown as { typeName?: string; valuesType?: { typeName?: string } };
     if (field.name === 'features') {
-      if (typeName !== 'map' || field.type.valuesType?.typeName !== 'double') return undefined;
+      if (fieldType.typeName !== 'map' || fieldType.valuesType?.typeName !== 'double') return undefined;
     } else if (field.name in PLAIN_TYPES) {
-      if (typeName !== PLAIN_TYPES[field.name]) return undefined;
+      if (fieldType.typeName !== PLAIN_TYPES[field.name]) return undefined;
     } else {
-      if (typeof field.type?.decode !== 'function') return undefined;
-      steps.push({ kind: 'other', type: field.type });
+      steps.push({ kind: 'other', skip: skipperOf(field.type) });
       continue;
     }
     seen.add(field.name);
@@ -69,26 +68,31 @@ export function stepsFor(schema: unknown): Step[] | undefined {
   return seen.size === 4 ? steps : undefined;
 }
 
-/** Where the previous value had each map entry: the key's bytes and its column (-1: not in layout). */
+/** Where the last accepted value had each map entry: the key's bytes and its column (-1: unused). */
 interface Expected {
   key: Buffer;
   column: number;
 }
 
-/** Map positions remembered; a map wider than this still reads, by name beyond it. */
+/** Map positions remembered; a wider map still reads, by name beyond it. */
 const MAX_REMEMBERED_POSITIONS = 4_096;
 
 export class FeatureRowReader {
   readonly layout: readonly string[];
+  readonly #maxFeatures: number;
   readonly #columns: Map<string, number>;
-  /** Per map position, what the last value had there; producers write keys in a stable order. */
-  readonly #expected: (Expected | undefined)[] = [];
-  /** Per column, the number of the value that last wrote it: detects repeats without clearing. */
+  /**
+   * Per map position, the key the last accepted value had there. Those keys were distinct, so a
+   * value whose keys all match their positions has distinct keys too, and needs no set.
+   */
+  #expected: Expected[] = [];
+  /** Per column, the number of the value that last wrote it: detects a repeat without clearing. */
   readonly #written: Uint32Array;
   #valueNumber = 0;
 
-  constructor(layout: readonly string[]) {
+  constructor(layout: readonly string[], maxFeatures: number) {
     this.layout = layout;
+    this.#maxFeatures = maxFeatures;
     this.#columns = new Map(layout.map((name, column) => [name, column]));
     this.#written = new Uint32Array(layout.length);
   }
@@ -98,43 +102,48 @@ export class FeatureRowReader {
    * steps of its writer schema; undefined when this value needs the ordinary decoder.
    */
   read(body: Buffer, steps: readonly Step[]): RowEvent | undefined {
-    const cursor = { position: 0 };
+    const cursor = cursorOf(body);
+    // The record itself is the first level of nesting, as in the ordinary path.
+    cursor.depth = 1;
     let request_id: string | undefined;
     let entity_key: string | undefined;
     let event_time: number | undefined;
     let row: Float32Array | undefined;
-    for (const step of steps) {
-      switch (step.kind) {
-        case 'request_id':
-          request_id = readString(body, cursor);
-          if (request_id === undefined) return undefined;
-          break;
-        case 'entity_key':
-          entity_key = readString(body, cursor);
-          if (entity_key === undefined) return undefined;
-          break;
-        case 'event_time':
-          event_time = readLong(body, cursor);
-          if (event_time === undefined) return undefined;
-          break;
-        case 'features':
-          row = this.#readFeatures(body, cursor);
-          if (row === undefined) return undefined;
-          break;
-        default: {
-          const { offset } = step.type.decode(body, cursor.position);
-          if (offset < 0) return undefined;
-          cursor.position = offset;
+    try {
+      for (const step of steps) {
+        switch (step.kind) {
+          case 'request_id':
+            request_id = readString(body, cursor);
+            if (request_id === undefined) return undefined;
+            break;
+          case 'entity_key':
+            entity_key = readString(body, cursor);
+            if (entity_key === undefined) return undefined;
+            break;
+          case 'event_time':
+            event_time = readLong(body, cursor);
+            if (event_time === undefined) return undefined;
+            break;
+          case 'features':
+            row = this.#readFeatures(body, cursor);
+            if (row === undefined) return undefined;
+            break;
+          default:
+            step.skip(cursor);
         }
       }
+    } catch (error) {
+      if (error instanceof AvroShapeError) return undefined;
+      throw error;
     }
-    // Trailing bytes or an empty request id are rejected by the ordinary path, with its message.
+    // Trailing bytes, an empty request id or a time out of range: the ordinary path says which.
     if (cursor.position !== body.length || request_id === '') return undefined;
+    if (!(event_time! >= MIN_EVENT_TIME && event_time! <= MAX_EVENT_TIME)) return undefined;
     const event = { request_id: request_id!, entity_key: entity_key!, event_time: event_time! };
     return { event, row: row!, layout: this.layout };
   }
 
-  #readFeatures(body: Buffer, cursor: { position: number }): Float32Array | undefined {
+  #readFeatures(body: Buffer, cursor: Cursor): Float32Array | undefined {
     const row = new Float32Array(this.layout.length);
     const written = this.#written;
     const expected = this.#expected;
@@ -142,15 +151,24 @@ export class FeatureRowReader {
     const stamp = (this.#valueNumber = (this.#valueNumber + 1) >>> 0 || 1);
     let found = 0;
     let index = 0;
+    /** Keys from the first position that did not match the last accepted value; undefined if none. */
+    let keys: string[] | undefined;
     for (;;) {
       let count = readLong(body, cursor);
       if (count === undefined) return undefined;
       if (count === 0) break;
+      let end = -1;
       if (count < 0) {
-        // A negative block count is followed by the block's size in bytes.
+        // A negative block count is followed by the block's size in bytes, which must be exact.
         count = -count;
-        if (readLong(body, cursor) === undefined) return undefined;
+        const size = readLong(body, cursor);
+        if (size === undefined || size < 0) return undefined;
+        end = cursor.position + size;
       }
+      // Every entry takes at least 9 bytes; the block and the value's entry budget must allow it.
+      if (count > body.length - cursor.position || count > cursor.entries) return undefined;
+      if (index + count > this.#maxFeatures) return undefined;
+      cursor.entries -= count;
       let position = cursor.position;
       for (; count > 0; count -= 1, index += 1) {
         // Key length: one varint byte for keys under 64 bytes (zig-zag: even = non-negative).
@@ -164,35 +182,46 @@ export class FeatureRowReader {
           if (length === undefined || length < 0) return undefined;
           position = cursor.position;
         }
-        const end = position + length;
-        if (end + 8 > body.length) return undefined;
-        const seen = expected[index];
-        const column =
-          seen !== undefined && sameBytes(seen.key, body, position, end)
-            ? seen.column
-            : this.#lookUp(body, position, end, index);
-        const value = view.getFloat64(end, true);
-        position = end + 8;
+        const keyEnd = position + length;
+        if (keyEnd + 8 > body.length) return undefined;
+        let column: number;
+        const seen = keys === undefined ? expected[index] : undefined;
+        if (seen !== undefined && sameBytes(seen.key, body, position, keyEnd)) {
+          column = seen.column;
+        } else {
+          keys ??= expected.slice(0, index).map((entry) => entry.key.toString('utf8'));
+          const name = body.toString('utf8', position, keyEnd);
+          keys.push(name);
+          column = this.#columns.get(name) ?? -1;
+        }
+        const value = view.getFloat64(keyEnd, true);
+        position = keyEnd + 8;
         if (column < 0) continue;
-        // A repeated key (the last one wins) or a non-finite value: the ordinary path decides.
-        if (written[column] === stamp || !Number.isFinite(value)) return undefined;
+        // A repeated key, or a value that is not finite in float32: the ordinary path says which.
+        if (written[column] === stamp) return undefined;
         written[column] = stamp;
         row[column] = value;
+        if (!Number.isFinite(row[column])) return undefined;
         found += 1;
       }
       cursor.position = position;
+      if (end >= 0 && position !== end) return undefined;
     }
-    return found === this.layout.length ? row : undefined;
+    if (found !== this.layout.length) return undefined;
+    if (keys !== undefined) {
+      // A new key order: distinct keys only, then it becomes the order expected next time.
+      if (new Set(keys).size !== keys.length) return undefined;
+      this.#remember(keys);
+    }
+    return row;
   }
 
-  /** The column of the key in body[start, end), remembered as what map position `index` holds. */
-  #lookUp(body: Buffer, start: number, end: number, index: number): number {
-    const name = body.toString('utf8', start, end);
-    const column = this.#columns.get(name) ?? -1;
-    if (index < MAX_REMEMBERED_POSITIONS) {
-      this.#expected[index] = { key: Buffer.from(body.subarray(start, end)), column };
-    }
-    return column;
+  #remember(keys: readonly string[]): void {
+    const kept = keys.length > MAX_REMEMBERED_POSITIONS ? keys.slice(0, MAX_REMEMBERED_POSITIONS) : keys;
+    this.#expected = kept.map((name) => ({
+      key: Buffer.from(name, 'utf8'),
+      column: this.#columns.get(name) ?? -1,
+    }));
   }
 }
 
@@ -203,7 +232,7 @@ function sameBytes(key: Buffer, body: Buffer, start: number, end: number): boole
 }
 
 /** An Avro string, or undefined when it runs past the value or has a negative length. */
-function readString(body: Buffer, cursor: { position: number }): string | undefined {
+function readString(body: Buffer, cursor: Cursor): string | undefined {
   const length = readLong(body, cursor);
   if (length === undefined || length < 0) return undefined;
   const start = cursor.position;
@@ -214,10 +243,10 @@ function readString(body: Buffer, cursor: { position: number }): string | undefi
 }
 
 /**
- * An Avro long (zig-zag varint), or undefined when it runs past the value or is too large to read
- * exactly as a number (avsc refuses most of those; the ordinary path gives its message).
+ * An Avro long (zig-zag varint of at most 10 bytes), or undefined when it runs past the value or is
+ * too large to hold exactly; every such case is refused on the ordinary path too.
  */
-function readLong(body: Buffer, cursor: { position: number }): number | undefined {
+function readLong(body: Buffer, cursor: Cursor): number | undefined {
   let position = cursor.position;
   let result = 0;
   let scale = 1;

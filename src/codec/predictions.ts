@@ -1,5 +1,7 @@
-import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { HEADER_BYTES, MAGIC_BYTE, type WireSchema } from './registry.js';
+import type avro from 'avsc';
+import { StreamscoreError } from '../errors.js';
+import { HEADER_BYTES, MAGIC_BYTE } from './registry.js';
+import type { SchemaSource } from './schemas.js';
 
 /** The Prediction record, as in schemas/prediction.avsc. */
 export interface Prediction {
@@ -22,34 +24,42 @@ export interface ShadowPrediction extends Prediction {
 
 /**
  * Encodes records with the Confluent framing: magic byte 0, the schema id (4 bytes, big-endian),
- * then the payload. The first encode() goes through the registry client, which fetches the schema;
- * after that encodeNow() frames records without awaiting anything.
+ * then the payload. The first encode() looks the schema up; after that encodeNow() frames records
+ * without awaiting anything.
  */
 export class RecordEncoder<T extends object> {
-  readonly #registry: SchemaRegistry;
+  readonly #schemas: SchemaSource;
   readonly #schemaId: number;
-  #schema: WireSchema | undefined;
+  #type: avro.Type | undefined;
 
-  constructor(registry: SchemaRegistry, schemaId: number) {
-    this.#registry = registry;
+  constructor(schemas: SchemaSource, schemaId: number) {
+    this.#schemas = schemas;
     this.#schemaId = schemaId;
   }
 
-  async encode(record: T): Promise<Buffer> {
-    const framed = await this.#registry.encode(this.#schemaId, record);
-    this.#schema ??= await this.#registry.getSchema(this.#schemaId);
-    return framed;
+  /** Looks the schema up, once; encodeNow() works from then on. */
+  async prepare(): Promise<void> {
+    if (this.#type !== undefined) return;
+    const lookup = await this.#schemas.lookup(this.#schemaId);
+    if (!lookup.ok) {
+      throw new StreamscoreError(
+        'SCHEMA_INVALID',
+        `Cannot encode with schema id ${this.#schemaId}: ${lookup.message}`,
+      );
+    }
+    this.#type = lookup.type;
   }
 
-  /** The framed record, or undefined until encode() has fetched the schema (or when it is invalid). */
-  encodeNow(record: T): Buffer | undefined {
-    if (this.#schema === undefined) return undefined;
-    let payload: Buffer;
-    try {
-      payload = this.#schema.toBuffer(record);
-    } catch {
-      return undefined; // encode() reports which fields are invalid
-    }
+  async encode(record: T): Promise<Buffer> {
+    await this.prepare();
+    return this.encodeNow(record);
+  }
+
+  /** The framed record, without awaiting anything; prepare() must have completed. */
+  encodeNow(record: T): Buffer {
+    const type = this.#type;
+    if (type === undefined) throw new Error('RecordEncoder.encodeNow before prepare()');
+    const payload = type.toBuffer(record);
     const framed = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
     framed[0] = MAGIC_BYTE;
     framed.writeInt32BE(this.#schemaId, 1);

@@ -1,29 +1,203 @@
+/**
+ * The schema registry over its Confluent-compatible REST API: fetching writer schemas by id and
+ * registering ours. Our own small client rather than a library's, because serving depends on
+ * telling a registry that is down (stall and retry) from an answer about a schema id (a dead
+ * letter), and that is only reliable where we see the transport's error codes and the HTTP status.
+ */
 import { readFile } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
-import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { StreamscoreError } from '../errors.js';
-
-export type { SchemaRegistry };
+import { StreamscoreError, describeError } from '../errors.js';
 
 export interface RegistryOptions {
   url: string;
-  username?: string;
-  password?: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  /** Per request, milliseconds. */
+  timeoutMs?: number | undefined;
 }
 
-export function createRegistry(options: RegistryOptions): SchemaRegistry {
-  const auth =
-    options.username !== undefined && options.username !== ''
-      ? { username: options.username, password: options.password ?? '' }
-      : undefined;
-  // The client retries transient failures itself; a few quick tries keep a down registry from
-  // hanging a decode for long before our own retry loop takes over.
-  return new SchemaRegistry({
-    host: options.url,
-    ...(auth ? { auth } : {}),
-    clientId: 'streamscore',
-    retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 2 },
-  });
+/** An HTTP answer from the registry (any status). */
+export interface RegistryAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** Registry answers are small JSON documents; anything larger is refused. */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+const DEFAULT_TIMEOUT_MS = 10_000; // ten seconds
+
+/** Transport error codes that say the registry could not be reached now, and may be later. */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
+
+/** TLS verification failures: a certificate check failed, which a retry will not change. */
+const TLS_CODES: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is not signed by a trusted CA',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the issuer of its certificate is not trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate chain ends in an untrusted self-signed CA',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted',
+  CERT_HAS_EXPIRED: 'its certificate has expired',
+  CERT_NOT_YET_VALID: 'its certificate is not valid yet',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its certificate does not name this host',
+};
+
+/**
+ * One registry, reached with basic auth when a user is given (in the settings, or as user:password
+ * in the URL, which is then taken out of the URL). `display` is the URL without credentials: the
+ * only form that appears in messages and logs.
+ */
+export class RegistryClient {
+  readonly display: string;
+  readonly #base: URL;
+  readonly #authorization: string | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(options: RegistryOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw new StreamscoreError(
+        'CONFIG_INVALID',
+        `SCHEMA_REGISTRY_URL: ${JSON.stringify(redactUrl(options.url))} is not a URL (expected http(s)://host:port/path)`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new StreamscoreError(
+        'CONFIG_INVALID',
+        `SCHEMA_REGISTRY_URL: the scheme must be http or https, got ${url.protocol.replace(':', '')}`,
+      );
+    }
+    let username = options.username ?? '';
+    let password = options.password ?? '';
+    if (username === '' && url.username !== '') {
+      username = decodeURIComponent(url.username);
+      password = decodeURIComponent(url.password);
+    }
+    url.username = '';
+    url.password = '';
+    url.pathname = url.pathname.replace(/\/+$/, '');
+    this.#base = url;
+    this.display = url.toString();
+    this.#authorization =
+      username === '' ? undefined : `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /**
+   * Any HTTP answer, with its JSON body. A registry that cannot be reached, or does not answer in
+   * time, throws REGISTRY_UNAVAILABLE; `retriable` says whether waiting may help.
+   */
+  request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<RegistryAnswer> {
+    const url = new URL(`${this.#base.pathname}${path}`, this.#base);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = {
+      accept: 'application/vnd.schemaregistry.v1+json, application/json',
+    };
+    if (this.#authorization !== undefined) headers.authorization = this.#authorization;
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/vnd.schemaregistry.v1+json';
+      headers['content-length'] = String(payload.length);
+    }
+    const where = `${method} ${this.display}${path}`;
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<RegistryAnswer>((resolve, reject) => {
+      const outgoing = send(url, { method, headers, timeout: this.#timeoutMs }, (response) => {
+        readAnswer(response).then(resolve, (error: unknown) => reject(unreachable(where, error)));
+      });
+      outgoing.on('timeout', () => {
+        outgoing.destroy(
+          Object.assign(new Error(`no answer within ${this.#timeoutMs} ms`), { code: 'ETIMEDOUT' }),
+        );
+      });
+      outgoing.on('error', (error) => reject(unreachable(where, error)));
+      outgoing.end(payload);
+    });
+  }
+
+  /** An answer that is not 2xx, as an error: retriable for 5xx, 408 and 429. */
+  failure(answer: RegistryAnswer, what: string): StreamscoreError {
+    const { status } = answer;
+    const detail = registryMessage(answer.body);
+    const retriable = status >= 500 || status === 408 || status === 429;
+    const meaning =
+      status === 401 || status === 403
+        ? 'the registry refused the credentials (SCHEMA_REGISTRY_USERNAME / _PASSWORD)'
+        : `the registry answered ${status}`;
+    return new StreamscoreError(
+      'REGISTRY_UNAVAILABLE',
+      `${what} at ${this.display}: ${meaning}${detail === undefined ? '' : ` (${detail})`}`,
+      { retriable, context: { status } },
+    );
+  }
+}
+
+async function readAnswer(response: IncomingMessage): Promise<RegistryAnswer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_ANSWER_BYTES) {
+      response.destroy();
+      throw new Error(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  let body: unknown = text;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    // Not JSON (a proxy's error page, say): kept as text for the message.
+  }
+  return { status: response.statusCode ?? 0, body };
+}
+
+/** The registry could not be reached: says why, from the error's code, never its text. */
+function unreachable(where: string, error: unknown): StreamscoreError {
+  const code =
+    typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : '';
+  const tls = TLS_CODES[code];
+  if (tls !== undefined) {
+    return new StreamscoreError('REGISTRY_UNAVAILABLE', `${where}: TLS failed: ${tls} (${code})`, {
+      cause: error,
+      context: { code },
+    });
+  }
+  return new StreamscoreError(
+    'REGISTRY_UNAVAILABLE',
+    `${where}: the registry cannot be reached: ${describeError(error)}${code === '' ? '' : ` (${code})`}`,
+    { cause: error, retriable: TRANSIENT_CODES.has(code), context: { code } },
+  );
+}
+
+/** The error text a registry puts in its answer, shortened. */
+function registryMessage(body: unknown): string | undefined {
+  if (typeof body === 'object' && body !== null) {
+    const { message, error_code: code } = body as { message?: unknown; error_code?: unknown };
+    if (typeof message === 'string')
+      return `${typeof code === 'number' ? `${code}: ` : ''}${message.slice(0, 300)}`;
+  }
+  if (typeof body === 'string' && body !== '') return body.slice(0, 300);
+  return undefined;
+}
+
+/** A URL with any user:password taken out, for messages. */
+export function redactUrl(text: string): string {
+  return text.replace(/\/\/[^/@\s]*@/, '//***@');
 }
 
 /** schemas/<file> shipped with the package. */
@@ -40,84 +214,42 @@ export async function readSchemaFile(file: string): Promise<Record<string, unkno
 }
 
 /**
- * Registers an Avro schema under `<topic>-value` (TopicNameStrategy) and returns its id.
- *
- * The client compares the subject's compatibility level with the one it is given before it
- * registers, and refuses on a mismatch. Registries answer that lookup differently: Confluent's
- * gives 404 for a subject without a level of its own, Apicurio's gives 200 with NONE once the
- * subject exists. So we read the level the registry reports and pass that: the client's check
- * always agrees, and the registry's own compatibility rules still decide on the POST.
+ * Registers an Avro schema under `<topic>-value` (TopicNameStrategy) and returns its id. The
+ * registry's own compatibility rules for the subject decide whether it is accepted; registering a
+ * schema the subject already has returns its existing id.
  */
 export async function registerValueSchema(
-  registry: SchemaRegistry,
-  options: RegistryOptions,
+  registry: RegistryClient,
   topic: string,
   schema: Record<string, unknown>,
 ): Promise<number> {
   const subject = `${topic}-value`;
+  const what = `Cannot register the schema for subject ${subject}`;
+  let answer: RegistryAnswer;
   try {
-    const compatibility = await subjectCompatibility(options, subject);
-    const { id } = await registry.register(
-      { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-      { subject, compatibility, updateConfig: false },
-    );
-    return id;
+    answer = await registry.request('POST', `/subjects/${encodeURIComponent(subject)}/versions`, {
+      schema: JSON.stringify(schema),
+      schemaType: 'AVRO',
+    });
   } catch (error) {
-    throw new StreamscoreError(
-      'REGISTRY_UNAVAILABLE',
-      `Cannot register the schema for subject ${subject}: ${(error as Error).message}`,
-      { cause: error, context: { topic }, retriable: isRegistryTransient(error) },
-    );
+    if (error instanceof StreamscoreError) {
+      throw new StreamscoreError('REGISTRY_UNAVAILABLE', `${what}: ${error.message}`, {
+        cause: error,
+        retriable: error.retriable,
+        context: { topic },
+      });
+    }
+    throw error;
   }
-}
-
-/** The level GET /config/<subject> reports, or undefined where the subject has none (404). */
-async function subjectCompatibility(
-  options: RegistryOptions,
-  subject: string,
-): Promise<COMPATIBILITY | undefined> {
-  const headers: Record<string, string> = {
-    accept: 'application/vnd.schemaregistry.v1+json, application/json',
-  };
-  if (options.username) {
-    headers.authorization = `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}`;
+  const id = (answer.body as { id?: unknown } | undefined)?.id;
+  if (answer.status >= 300 || typeof id !== 'number') {
+    throw answer.status >= 300
+      ? registry.failure(answer, what)
+      : new StreamscoreError('REGISTRY_UNAVAILABLE', `${what}: the answer has no schema id`);
   }
-  const url = `${options.url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`;
-  const response = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
-  if (response.status === 404) return undefined;
-  if (!response.ok) {
-    throw Object.assign(new Error(`GET ${url} answered ${response.status}`), { status: response.status });
-  }
-  const body = (await response.json()) as { compatibilityLevel?: unknown; compatibility?: unknown };
-  const level = body.compatibilityLevel ?? body.compatibility;
-  return typeof level === 'string' ? (level.toUpperCase() as COMPATIBILITY) : undefined;
-}
-
-/**
- * True for failures worth retrying (network, 5xx, 429); false for answers that will not change,
- * such as 404 for an unknown schema id. Reads status codes and error codes, never message text.
- */
-export function isRegistryTransient(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const status = (error as { status?: unknown }).status;
-  if (typeof status === 'number') return status >= 500 || status === 429 || status === 408;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, ENOTFOUND...
-  const cause = (error as { cause?: unknown }).cause;
-  return cause !== undefined && isRegistryTransient(cause);
-}
-
-/** An HTTP 404 from the registry: the schema id (or subject) does not exist. */
-export function isRegistryNotFound(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { status?: unknown }).status === 404;
+  return id;
 }
 
 /** Confluent wire framing: magic byte 0, then the schema id (4 bytes, big-endian), then the payload. */
 export const MAGIC_BYTE = 0;
 export const HEADER_BYTES = 5;
-
-/** What the registry client's getSchema() gives for any schema type: the codec of the payload. */
-export interface WireSchema {
-  fromBuffer(buffer: Buffer): unknown;
-  toBuffer(payload: object): Buffer;
-}

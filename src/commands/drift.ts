@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { CompressionTypes } from 'kafkajs';
 import type { Config } from '../config/options.js';
+import { RecordEncoder } from '../codec/predictions.js';
+import { RecordDecoder } from '../codec/records.js';
 import { connect } from './connect.js';
 import { createDriftMetrics, recordReport } from '../drift/metrics.js';
 import { DriftMonitor } from '../drift/monitor.js';
@@ -64,10 +66,11 @@ export async function drift(config: Config): Promise<number> {
   logger.info({ port: telemetry.port }, `drift metrics on http://127.0.0.1:${telemetry.port}/metrics`);
 
   const topics = [config.requestsTopic, config.predictionsTopic, config.shadowTopic];
-  const { kafka, registry, schemaIds } = await connect(config, logger, [...topics, config.driftTopic], {
+  const { kafka, schemas, schemaIds } = await connect(config, logger, [...topics, config.driftTopic], {
     [config.driftTopic]: 'drift-report.avsc',
   });
-  const reportSchemaId = schemaIds.get(config.driftTopic)!;
+  const reportEncoder = new RecordEncoder<DriftReport>(schemas, schemaIds.get(config.driftTopic)!);
+  const records = new RecordDecoder(schemas, config.maxValueBytes);
 
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
@@ -78,7 +81,7 @@ export async function drift(config: Config): Promise<number> {
     publishing = publishing.then(async () => {
       const messages = [];
       for (const report of reports) {
-        messages.push({ key: report.model_name, value: await registry.encode(reportSchemaId, report) });
+        messages.push({ key: report.model_name, value: await reportEncoder.encode(report) });
         recordReport(metrics, report);
         logTransition(logger, tracker, report);
       }
@@ -111,18 +114,12 @@ export async function drift(config: Config): Promise<number> {
       const { batch } = payload;
       const reports: DriftReport[] = [];
       for (const message of batch.messages) {
-        if (message.value === null) {
-          monitor.recordSkip('UNDECODABLE', { message: `empty value on ${batch.topic}` });
+        const decoded = await records.decode(message.value);
+        if (!decoded.ok) {
+          monitor.recordSkip('UNDECODABLE', { message: `${batch.topic}: ${decoded.message}` });
           continue;
         }
-        let record: unknown;
-        try {
-          record = await registry.decode(message.value);
-        } catch (error) {
-          monitor.recordSkip('UNDECODABLE', { message: `${batch.topic}: ${describeError(error)}` });
-          continue;
-        }
-        reports.push(...dispatch(monitor, config, batch.topic, record));
+        reports.push(...dispatch(monitor, config, batch.topic, decoded.record));
       }
       await publish(reports);
       metrics.recordsRead.inc({ topic: batch.topic }, batch.messages.length);

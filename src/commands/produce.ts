@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompressionTypes, Partitioners, type Message } from 'kafkajs';
 import type { Config } from '../config/options.js';
+import { RecordEncoder } from '../codec/predictions.js';
+import type { FeatureEvent } from '../codec/requests.js';
 import { connect } from './connect.js';
 import { StreamscoreError } from '../errors.js';
 import { ModelRepository } from '../models/repository.js';
@@ -43,10 +45,10 @@ export async function produce(config: Config, options: ProduceOptions): Promise<
     drift: options.drift,
   });
 
-  const { kafka, registry, schemaIds } = await connect(config, logger, [config.requestsTopic], {
+  const { kafka, schemas, schemaIds } = await connect(config, logger, [config.requestsTopic], {
     [config.requestsTopic]: 'feature-event.avsc',
   });
-  const schemaId = schemaIds.get(config.requestsTopic)!;
+  const encoder = new RecordEncoder<FeatureEvent>(schemas, schemaIds.get(config.requestsTopic)!);
   // The Java client's partitioner, so keys land where any other producer would put them.
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
@@ -68,7 +70,7 @@ export async function produce(config: Config, options: ProduceOptions): Promise<
       const chunk = options.rate > 0 ? Math.min(size, Math.max(1, Math.ceil(options.rate / 50))) : size;
       for (let i = 0; i < chunk; i += 1) {
         const event = generator.next();
-        messages.push({ key: event.entity_key, value: await registry.encode(schemaId, event) });
+        messages.push({ key: event.entity_key, value: await encoder.encode(event) });
       }
       await producer.send({
         topic: config.requestsTopic,

@@ -1,41 +1,42 @@
 import type { Config } from '../config/options.js';
-import { connect } from './connect.js';
 import { StreamscoreError } from '../errors.js';
-import type { ExecutionProvider } from '../inference/runner.js';
+import { assertProviderAvailable, type ExecutionProvider } from '../inference/runner.js';
+import { openProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError, type Routing } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
 import { readRouting } from '../models/routing.js';
 import { ModelWatcher } from '../models/watcher.js';
 import { ServePipeline } from '../pipeline/serve.js';
-import { openProducer } from '../kafka/producer-thread.js';
 import { startTelemetryServer } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
+import { connect } from './connect.js';
+import { Shutdown } from './shutdown.js';
 
-/** `streamscore serve`: runs until SIGTERM/SIGINT or a fatal error; resolves to the exit code. */
+/**
+ * `streamscore serve`: runs until SIGTERM/SIGINT or a fatal error; resolves to the exit code. A
+ * signal at any point, start-up included, stops cleanly with status 0.
+ */
 export async function serve(config: Config): Promise<number> {
   const logger = createLogger(config.logLevel);
+  const shutdown = new Shutdown(logger, config.shutdownTimeoutMs);
   const promRegistry = createRegistry();
   const metrics = createServeMetrics(promRegistry);
+  const executionProvider = config.executionProvider as ExecutionProvider;
+  assertProviderAvailable(executionProvider);
 
   let pipeline: ServePipeline | undefined;
   const live = new LiveModels({
     repository: new ModelRepository(config.modelsDir),
     model: config.model,
     runner: {
-      executionProvider: config.executionProvider as ExecutionProvider,
+      executionProvider,
       threads: config.inferenceThreads,
       worker: config.inferenceWorker,
     },
     logger,
     events: modelEvents(config.model, logger, metrics, (routing) => pipeline?.routingChanged(routing)),
   });
-  try {
-    await live.apply(await readRouting(config));
-  } catch (error) {
-    if (error instanceof ModelUnavailableError) throw new StreamscoreError('MODEL_INVALID', error.message);
-    throw error;
-  }
   const watcher = new ModelWatcher({
     live,
     readSpec: () => readRouting(config),
@@ -43,67 +44,60 @@ export async function serve(config: Config): Promise<number> {
     intervalMs: config.reloadIntervalMs,
     logger,
   });
-  // Model reloads do not depend on Kafka: they start with the first routing, before the group join.
-  await watcher.start();
-
-  const telemetry = await startTelemetryServer(
-    promRegistry,
-    { healthy: () => pipeline?.healthy() ?? true, ready: () => pipeline?.ready() ?? false },
-    { port: config.metricsPort, host: config.metricsHost, logger },
-  );
-  logger.info({ port: telemetry.port }, `metrics on http://127.0.0.1:${telemetry.port}/metrics`);
-
+  let telemetry: Awaited<ReturnType<typeof startTelemetryServer>> | undefined;
   try {
-    const { kafka, registry, schemaIds } = await connect(
-      config,
-      logger,
-      [config.requestsTopic, config.predictionsTopic, config.deadLetterTopic, config.shadowTopic],
-      { [config.predictionsTopic]: 'prediction.avsc', [config.shadowTopic]: 'shadow-prediction.avsc' },
+    try {
+      await live.apply(await readRouting(config));
+    } catch (error) {
+      if (error instanceof ModelUnavailableError) throw new StreamscoreError('MODEL_INVALID', error.message);
+      throw error;
+    }
+    // Model reloads do not depend on Kafka: they start with the first routing, before the group join.
+    await watcher.start();
+    telemetry = await startTelemetryServer(
+      promRegistry,
+      { healthy: () => pipeline?.healthy() ?? true, ready: () => pipeline?.ready() ?? false },
+      { port: config.metricsPort, host: config.metricsHost, logger },
     );
-    const predictionSchemaId = schemaIds.get(config.predictionsTopic)!;
-    const shadowSchemaId = schemaIds.get(config.shadowTopic)!;
+    logger.info({ port: telemetry.port }, `metrics on http://127.0.0.1:${telemetry.port}/metrics`);
+    if (shutdown.isRequested) return 0;
+
+    const topics = [
+      config.requestsTopic,
+      config.predictionsTopic,
+      config.deadLetterTopic,
+      config.shadowTopic,
+    ];
+    const connecting = connect(config, logger, topics, {
+      [config.predictionsTopic]: 'prediction.avsc',
+      [config.shadowTopic]: 'shadow-prediction.avsc',
+    });
+    const connected = await Promise.race([connecting, shutdown.requested.then(() => undefined)]);
+    if (connected === undefined) {
+      connecting.catch(() => undefined);
+      return 0;
+    }
     const active = new ServePipeline({
       settings: config,
-      kafka,
-      registry,
-      predictionSchemaId,
-      shadowSchemaId,
+      kafka: connected.kafka,
+      schemas: connected.schemas,
+      predictionSchemaId: connected.schemaIds.get(config.predictionsTopic)!,
+      shadowSchemaId: connected.schemaIds.get(config.shadowTopic)!,
+      recordLimits: connected.recordLimits,
       live,
       logger,
       metrics,
-      producer: openProducer(kafka, config),
+      producer: openProducer(connected.kafka, config),
     });
     pipeline = active;
-
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals += 1;
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting now; uncommitted records will be read again');
-        process.exit(1);
-      }
-      logger.info({ signal }, 'shutting down');
-      const timer = setTimeout(() => {
-        logger.error(
-          { timeoutMs: config.shutdownTimeoutMs },
-          'shutdown took too long; exiting without a final commit',
-        );
-        process.exit(1);
-      }, config.shutdownTimeoutMs);
-      timer.unref();
-      void active.stop();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-
+    shutdown.onRequest(() => void active.stop());
     await active.start();
     const fatal = await active.done;
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
     return fatal === undefined ? 0 : 1;
   } finally {
+    shutdown.dispose();
     await watcher.stop();
-    await telemetry.close();
+    await telemetry?.close();
     await live.close();
     logger.flush();
   }
@@ -123,6 +117,13 @@ function modelEvents(
       logger.info(
         { model, version, seconds: Number(seconds.toFixed(3)) },
         `model ${model}/${version} loaded and validated`,
+      );
+    },
+    restarted(version: string) {
+      metrics.inferenceRestarts.inc({ model, version });
+      logger.warn(
+        { model, version },
+        `model ${model}/${version}: its inference worker died and was started again`,
       );
     },
     refused(version: string, reason: string, message: string) {

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createRegistry } from '../codec/registry.js';
+import { RecordDecoder } from '../codec/records.js';
+import { RegistrySchemas } from '../codec/schemas.js';
+import { registryClient } from './connect.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
 import { createKafka } from '../kafka/client.js';
@@ -19,11 +21,7 @@ export interface TailOptions {
 export async function tail(config: Config, options: TailOptions): Promise<number> {
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
   const kafka = createKafka(config, logger);
-  const registry = createRegistry({
-    url: config.schemaRegistryUrl,
-    username: config.schemaRegistryUsername,
-    password: config.schemaRegistryPassword,
-  });
+  const records = new RecordDecoder(new RegistrySchemas(registryClient(config)), config.maxValueBytes);
   const consumer = kafka.consumer({ groupId: `streamscore-tail-${randomUUID()}`, maxWaitTimeInMs: 250 });
   await consumer.connect();
   let printed = 0;
@@ -38,11 +36,15 @@ export async function tail(config: Config, options: TailOptions): Promise<number
             if (printed >= options.count) return;
             const headers: Record<string, string> = {};
             for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
-            let value: unknown;
-            try {
-              value = message.value === null ? null : await registry.decode(message.value);
-            } catch (error) {
-              value = { undecodable: describeError(error), base64: message.value?.toString('base64') };
+            let value: unknown = null;
+            if (message.value !== null) {
+              const decoded = await records.decode(message.value).catch((error: unknown) => ({
+                ok: false as const,
+                message: describeError(error),
+              }));
+              value = decoded.ok
+                ? decoded.record
+                : { undecodable: decoded.message, base64: message.value.toString('base64') };
             }
             const line = {
               partition,

@@ -227,6 +227,24 @@ export const OPTIONS = {
     min: 1,
     description: 'Fetching stops while this many consumed events are not yet published (backpressure).',
   },
+  maxValueBytes: {
+    kind: 'integer',
+    env: 'STREAMSCORE_MAX_VALUE_BYTES',
+    default: 1_048_576, // 1 MiB, about what a broker takes by default
+    min: 64,
+    max: 100 * 1_048_576,
+    description:
+      'Request values larger than this are dead-lettered (VALUE_TOO_LARGE) without being decoded, bytes.',
+  },
+  maxFeatures: {
+    kind: 'integer',
+    env: 'STREAMSCORE_MAX_FEATURES',
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    description:
+      'Feature maps with more entries than this are dead-lettered (TOO_MANY_FEATURES) before they are built.',
+  },
   inferenceThreads: {
     kind: 'integer',
     env: 'STREAMSCORE_INFERENCE_THREADS',

@@ -1,9 +1,16 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { StreamscoreError } from '../errors.js';
-import type { ModelMetadata, ModelVersion } from '../models/repository.js';
-import { openSession, type Session, type TensorResult, type ValueMetadata } from './session.js';
+import { StreamscoreError, describeError } from '../errors.js';
+import type { ModelMetadata, ModelVersion } from './model.js';
+import {
+  SessionLostError,
+  openSession,
+  type Session,
+  type SessionHooks,
+  type TensorResult,
+  type ValueMetadata,
+} from './session.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -13,6 +20,8 @@ export interface RunnerOptions {
   threads: number;
   /** Run the session in a worker thread (see session.ts); false keeps it in this thread. */
   worker?: boolean;
+  /** Told about worker threads (see session.ts). */
+  hooks?: SessionHooks;
 }
 
 /** Output name -> one value per row. */
@@ -45,6 +54,7 @@ export class ModelRunner {
         model.bytes,
         { executionProvider: options.executionProvider, threads: options.threads },
         options.worker ?? false,
+        options.hooks,
       );
     } catch (error) {
       throw new StreamscoreError('MODEL_INVALID', `ONNX Runtime cannot load ${model.modelPath}`, {
@@ -66,7 +76,7 @@ export class ModelRunner {
       }
     } catch (error) {
       await session.release();
-      if (error instanceof StreamscoreError) throw error;
+      if (error instanceof StreamscoreError && error.code === 'MODEL_INVALID') throw error;
       throw new StreamscoreError(
         'MODEL_INVALID',
         `Warm-up run of ${metadata.name}/${metadata.version} failed`,
@@ -88,10 +98,18 @@ export class ModelRunner {
     try {
       results = await this.#session.run(this.#inputName, matrix, rows, width);
     } catch (error) {
-      throw new StreamscoreError('INFERENCE_FAILED', `ONNX Runtime failed on a batch of ${rows} rows`, {
-        cause: error,
-        context: { model: this.metadata.name, version: this.metadata.version },
-      });
+      const lost = error instanceof SessionLostError;
+      throw new StreamscoreError(
+        'INFERENCE_FAILED',
+        lost
+          ? `the inference worker of ${this.metadata.name}/${this.metadata.version} died during a batch of ${rows} rows: ${error.message}`
+          : `ONNX Runtime failed on a batch of ${rows} rows: ${describeError(error)}`,
+        {
+          cause: error,
+          retriable: lost,
+          context: { model: this.metadata.name, version: this.metadata.version },
+        },
+      );
     }
     const outputs: BatchOutputs = new Map();
     for (const output of this.metadata.outputs) {
@@ -101,6 +119,22 @@ export class ModelRunner {
       outputs.set(output.name, columnOf(tensor, output.column, rows));
     }
     return outputs;
+  }
+
+  /**
+   * Whether the version still scores a batch of zeros of this size with finite outputs (zeros, as in
+   * the warm-up that every version passed): when it does not, a failure is the version's, not the
+   * data's.
+   */
+  async probe(rows: number): Promise<boolean> {
+    try {
+      const outputs = await this.score(new Float32Array(rows * this.featureNames.length), rows);
+      for (const values of outputs.values()) if (!values.every(Number.isFinite)) return false;
+      return true;
+    } catch (error) {
+      if (error instanceof StreamscoreError && error.code === 'INFERENCE_FAILED') return false;
+      throw error;
+    }
   }
 
   async release(): Promise<void> {

@@ -59,12 +59,29 @@ export function plainMetadata(list: readonly ValueMetadata[]): ValueMetadata[] {
   );
 }
 
+export interface SessionHooks {
+  /** Called with each worker thread as it starts (the first, and each restart). */
+  onWorker?: (worker: Worker) => void;
+  /** Called when a worker thread that died was replaced. */
+  onRestart?: () => void;
+}
+
 export async function openSession(
   bytes: Uint8Array,
   options: SessionOptions,
   inWorker: boolean,
+  hooks: SessionHooks = {},
 ): Promise<Session> {
-  return inWorker ? WorkerSession.open(bytes, options) : InProcessSession.open(bytes, options);
+  return inWorker ? WorkerSession.open(bytes, options, hooks) : InProcessSession.open(bytes, options);
+}
+
+/**
+ * The session's worker thread died (it exited or threw) while a run was in flight: the run says
+ * nothing about its data. The next run starts a new thread with the same model.
+ */
+export class SessionLostError extends Error {
+  override readonly name = 'SessionLostError';
+  readonly retriable = true;
 }
 
 class InProcessSession implements Session {
@@ -118,87 +135,141 @@ export type WorkerReply =
   | { kind: 'result'; id: number; outputs: Record<string, TensorResult> }
   | { kind: 'error'; id: number; message: string };
 
+type Waiter = { resolve: (outputs: Record<string, TensorResult>) => void; reject: (error: Error) => void };
+
+/** One worker thread with the session loaded, and the runs waiting for it. */
+interface Thread {
+  worker: Worker;
+  pending: Map<number, Waiter>;
+}
+
 class WorkerSession implements Session {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly inputMetadata: readonly ValueMetadata[];
   readonly outputMetadata: readonly ValueMetadata[];
-  readonly #worker: Worker;
-  readonly #pending = new Map<
-    number,
-    { resolve: (o: Record<string, TensorResult>) => void; reject: (e: Error) => void }
-  >();
+  readonly #bytes: Uint8Array;
+  readonly #options: SessionOptions;
+  readonly #hooks: SessionHooks;
+  /** The live thread; undefined after it died, until the next run starts another. */
+  #thread: Thread | undefined;
+  #starting: Promise<Thread> | undefined;
   #next = 0;
-  #closed: Error | undefined;
+  #released = false;
 
-  private constructor(worker: Worker, ready: Extract<WorkerReply, { kind: 'ready' }>) {
-    this.#worker = worker;
+  private constructor(
+    bytes: Uint8Array,
+    options: SessionOptions,
+    hooks: SessionHooks,
+    thread: Thread,
+    ready: Extract<WorkerReply, { kind: 'ready' }>,
+  ) {
+    this.#bytes = bytes;
+    this.#options = options;
+    this.#hooks = hooks;
     this.inputNames = ready.inputNames;
     this.outputNames = ready.outputNames;
     this.inputMetadata = ready.inputMetadata;
     this.outputMetadata = ready.outputMetadata;
-    worker.on('message', (reply: WorkerReply) => {
+    this.#adopt(thread);
+  }
+
+  static async open(bytes: Uint8Array, options: SessionOptions, hooks: SessionHooks): Promise<Session> {
+    const { thread, ready } = await startThread(bytes, options, hooks);
+    return new WorkerSession(bytes, options, hooks, thread, ready);
+  }
+
+  /** Routes a thread's replies, and forgets it (failing its runs) when it dies. */
+  #adopt(thread: Thread): void {
+    this.#thread = thread;
+    thread.worker.on('message', (reply: WorkerReply) => {
       if (reply.kind !== 'result' && reply.kind !== 'error') return;
-      const waiter = this.#pending.get(reply.id);
-      this.#pending.delete(reply.id);
+      const waiter = thread.pending.get(reply.id);
+      thread.pending.delete(reply.id);
       if (reply.kind === 'result') waiter?.resolve(reply.outputs);
       else waiter?.reject(new Error(reply.message));
     });
-    const fail = (error: Error) => {
-      this.#closed ??= error;
-      for (const waiter of this.#pending.values()) waiter.reject(error);
-      this.#pending.clear();
+    const lost = (cause: string) => {
+      if (this.#thread === thread) this.#thread = undefined;
+      const error = new SessionLostError(`inference worker ${cause}`);
+      for (const waiter of thread.pending.values()) waiter.reject(error);
+      thread.pending.clear();
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`inference worker exited (code ${code})`)));
+    thread.worker.on('error', (error) => lost(`failed: ${error.message}`));
+    thread.worker.on('exit', (code) => lost(`exited (code ${code})`));
   }
 
-  static open(bytes: Uint8Array, options: SessionOptions): Promise<Session> {
-    const worker = new Worker(new URL('./session-worker.js', import.meta.url), {
-      workerData: { bytes, options },
-      // Tensors are off the JS heap (transferred buffers); the thread's own garbage is a few small
-      // objects per batch, so V8's default young generation would only hold memory.
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
-    });
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number) =>
-        reject(new Error(`inference worker exited (code ${code}) while loading`));
-      worker.once('error', reject);
-      worker.once('exit', onExit);
-      worker.once('message', (reply: WorkerReply) => {
-        worker.off('error', reject);
-        worker.off('exit', onExit);
-        if (reply.kind === 'ready') {
-          resolve(new WorkerSession(worker, reply));
-        } else {
-          void worker.terminate();
-          reject(
-            new Error(reply.kind === 'failed' ? reply.message : 'unexpected reply from the inference worker'),
-          );
+  async #live(): Promise<Thread> {
+    if (this.#thread !== undefined) return this.#thread;
+    this.#starting ??= startThread(this.#bytes, this.#options, this.#hooks)
+      .then(({ thread }) => {
+        if (this.#released) {
+          void thread.worker.terminate();
+          throw new Error('session released');
         }
-      });
-    });
+        this.#adopt(thread);
+        this.#hooks.onRestart?.();
+        return thread;
+      })
+      .finally(() => (this.#starting = undefined));
+    return this.#starting;
   }
 
-  run(
+  async run(
     input: string,
     matrix: Float32Array,
     rows: number,
     width: number,
   ): Promise<Record<string, TensorResult>> {
-    if (this.#closed !== undefined) return Promise.reject(this.#closed);
+    if (this.#released) throw new Error('session released');
+    const thread = await this.#live();
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      thread.pending.set(id, { resolve, reject });
       // The matrix is built for this call only, so its buffer moves to the worker instead of being copied.
-      this.#worker.postMessage({ kind: 'run', id, input, matrix, rows, width }, [
+      thread.worker.postMessage({ kind: 'run', id, input, matrix, rows, width }, [
         matrix.buffer as ArrayBuffer,
       ]);
     });
   }
 
   async release(): Promise<void> {
-    this.#closed ??= new Error('session released');
-    await this.#worker.terminate();
+    this.#released = true;
+    const thread = this.#thread;
+    this.#thread = undefined;
+    await this.#starting?.catch(() => undefined);
+    await thread?.worker.terminate();
   }
+}
+
+function startThread(
+  bytes: Uint8Array,
+  options: SessionOptions,
+  hooks: SessionHooks,
+): Promise<{ thread: Thread; ready: Extract<WorkerReply, { kind: 'ready' }> }> {
+  const worker = new Worker(new URL('./session-worker.js', import.meta.url), {
+    workerData: { bytes, options },
+    // Tensors are off the JS heap (transferred buffers); the thread's own garbage is a few small
+    // objects per batch, so V8's default young generation would only hold memory.
+    resourceLimits: { maxYoungGenerationSizeMb: 4 },
+  });
+  hooks.onWorker?.(worker);
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number) =>
+      reject(new Error(`inference worker exited (code ${code}) while loading`));
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+    worker.once('message', (reply: WorkerReply) => {
+      worker.off('error', reject);
+      worker.off('exit', onExit);
+      if (reply.kind === 'ready') {
+        resolve({ thread: { worker, pending: new Map() }, ready: reply });
+      } else {
+        void worker.terminate();
+        reject(
+          new Error(reply.kind === 'failed' ? reply.message : 'unexpected reply from the inference worker'),
+        );
+      }
+    });
+  });
 }

@@ -1,4 +1,4 @@
-import {
+import kafkajs, {
   Kafka,
   Partitioners,
   logLevel,
@@ -110,4 +110,47 @@ export async function ensureTopics(
   // createTopics answers false when a racing replica created them first; both outcomes are fine.
   await admin.createTopics({ topics: configs, waitForLeaders: true });
   return missing;
+}
+
+/** Kafka's default max.message.bytes, for topics whose setting cannot be read. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
+/** A record batch's own header (v2), which max.message.bytes counts too. */
+const BATCH_OVERHEAD_BYTES = 61;
+
+/**
+ * The largest record each topic takes, from its max.message.bytes (less the batch header). A
+ * topic whose setting cannot be read (no DescribeConfigs permission) gets Kafka's default.
+ */
+export async function recordLimits(
+  admin: Admin,
+  topics: readonly string[],
+  logger: Logger,
+): Promise<Map<string, number>> {
+  const limits = new Map<string, number>();
+  for (const topic of topics) limits.set(topic, DEFAULT_MAX_MESSAGE_BYTES - BATCH_OVERHEAD_BYTES);
+  try {
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [...new Set(topics)].map((name) => ({
+        // kafkajs exports the enum from CommonJS in a way ES imports cannot name.
+        type: kafkajs.ConfigResourceTypes.TOPIC,
+        name,
+        configNames: ['max.message.bytes'],
+      })),
+    });
+    for (const resource of resources) {
+      const value = Number(
+        resource.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue,
+      );
+      if (resource.errorCode === 0 && Number.isInteger(value) && value > BATCH_OVERHEAD_BYTES) {
+        limits.set(resource.resourceName, value - BATCH_OVERHEAD_BYTES);
+      }
+    }
+  } catch (error) {
+    logger.warn(
+      { err: error, topics },
+      `cannot read max.message.bytes of the output topics, assuming Kafka's default: ${describeError(error)}`,
+    );
+  }
+  return limits;
 }

@@ -43,6 +43,13 @@ export class Committer {
     }, wait);
   }
 
+  /** Stops committing without a last commit (after a fatal error: what is unfinished is read again). */
+  abandon(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   /** Commits everything finished so far, now, and waits for it. Later schedule() calls are ignored. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -68,7 +75,7 @@ export class Committer {
     this.#lastAt = Date.now();
     const attempt = (async () => {
       try {
-        await this.#commit(offsets);
+        await this.#commit(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
         this.#ledger.markCommitted(offsets);
         this.#onResult(true);
       } catch (error) {

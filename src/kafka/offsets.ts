@@ -5,25 +5,44 @@ export interface OffsetEntry {
 }
 
 /**
- * The records of one partition in the order they were consumed. The committable offset is one
- * past the longest run of finished records from the start, so a commit never skips a record that
- * is still in flight, whatever order outcomes arrive in. Offsets need not be contiguous
- * (transaction markers and compaction leave gaps).
+ * One ownership of a partition: from the group generation that assigned it to this replica until
+ * one that did not. It holds the partition's records in the order they were consumed; the
+ * committable offset is one past the longest run of finished records from the start, so a commit
+ * never skips a record still in flight, whatever order outcomes arrive in. Offsets need not be
+ * contiguous (transaction markers and compaction leave gaps).
  */
-class PartitionOffsets {
+export class PartitionLease {
+  readonly topic: string;
+  readonly partition: number;
+  /** Set when the partition went to another replica: its records are dropped, never committed. */
+  revoked = false;
+  /** The highest offset taken in under this lease; the group hands older ones out again on rejoin. */
+  lastTaken: bigint | undefined;
   #entries: OffsetEntry[] = [];
   #head = 0;
   #lastDone: string | undefined;
   #lastCommitted: string | undefined;
 
+  constructor(topic: string, partition: number) {
+    this.topic = topic;
+    this.partition = partition;
+  }
+
+  /** True for an offset this lease already took in (in flight or finished). */
+  alreadyTaken(offset: string): boolean {
+    return this.lastTaken !== undefined && BigInt(offset) <= this.lastTaken;
+  }
+
   track(offset: string): OffsetEntry {
     const entry: OffsetEntry = { offset, done: false };
     this.#entries.push(entry);
+    this.lastTaken = BigInt(offset);
     return entry;
   }
 
   /** The offset to commit (next record to read), if it moved since the last markCommitted(). */
   committable(): string | undefined {
+    if (this.revoked) return undefined;
     const entries = this.#entries;
     while (this.#head < entries.length && entries[this.#head]!.done) {
       this.#lastDone = entries[this.#head]!.offset;
@@ -54,48 +73,74 @@ export interface TopicPartitionOffset {
   offset: string;
 }
 
+/** A committable offset and the lease it belongs to. */
+export interface Committable extends TopicPartitionOffset {
+  lease: PartitionLease;
+}
+
+/** Partitions per topic, as kafkajs reports an assignment. */
+export type Assignment = Readonly<Record<string, readonly number[]>>;
+
 /**
- * Tracks every consumed record until it is finished, per topic-partition. After a rebalance the
- * consumer re-reads from the last committed offset, so reset() starts a fresh generation: records
- * of the old one may still finish, but they can no longer move a commit.
+ * The leases of the partitions this replica owns. A group join brings a new assignment: partitions
+ * it keeps keep their lease (records in flight still finish and commit, and the copies the group
+ * hands out again are skipped), partitions it loses are revoked (what is not scored yet is dropped,
+ * since their new owner reads them again from the last commit).
  */
 export class OffsetLedger {
-  #partitions = new Map<string, { topic: string; partition: number; offsets: PartitionOffsets }>();
+  #leases = new Map<string, PartitionLease>();
 
-  track(topic: string, partition: number, offset: string): OffsetEntry {
+  /** The current lease of a partition (a fresh one if there is none). */
+  lease(topic: string, partition: number): PartitionLease {
     const id = `${topic}\u0000${partition}`;
-    let slot = this.#partitions.get(id);
-    if (slot === undefined) {
-      slot = { topic, partition, offsets: new PartitionOffsets() };
-      this.#partitions.set(id, slot);
+    let lease = this.#leases.get(id);
+    if (lease === undefined) {
+      lease = new PartitionLease(topic, partition);
+      this.#leases.set(id, lease);
     }
-    return slot.offsets.track(offset);
+    return lease;
+  }
+
+  /**
+   * Applies a new assignment. With `keep` false (this replica came back as a new member, so it may
+   * have lost its partitions in between), every lease is revoked. Returns the revoked leases.
+   */
+  assign(assignment: Assignment, keep: boolean): PartitionLease[] {
+    const kept = new Set<string>();
+    if (keep) {
+      for (const [topic, partitions] of Object.entries(assignment)) {
+        for (const partition of partitions) kept.add(`${topic}\u0000${partition}`);
+      }
+    }
+    const revoked: PartitionLease[] = [];
+    for (const [id, lease] of this.#leases) {
+      if (kept.has(id)) continue;
+      lease.revoked = true;
+      revoked.push(lease);
+      this.#leases.delete(id);
+    }
+    return revoked;
   }
 
   /** Offsets that moved since they were last marked committed. */
-  committable(): TopicPartitionOffset[] {
-    const result: TopicPartitionOffset[] = [];
-    for (const { topic, partition, offsets } of this.#partitions.values()) {
-      const offset = offsets.committable();
-      if (offset !== undefined) result.push({ topic, partition, offset });
+  committable(): Committable[] {
+    const result: Committable[] = [];
+    for (const lease of this.#leases.values()) {
+      const offset = lease.committable();
+      if (offset !== undefined)
+        result.push({ topic: lease.topic, partition: lease.partition, offset, lease });
     }
     return result;
   }
 
-  markCommitted(commits: readonly TopicPartitionOffset[]): void {
-    for (const { topic, partition, offset } of commits) {
-      this.#partitions.get(`${topic}\u0000${partition}`)?.offsets.markCommitted(offset);
-    }
+  markCommitted(commits: readonly Committable[]): void {
+    for (const { lease, offset } of commits) lease.markCommitted(offset);
   }
 
-  /** Records consumed and not yet finished, across partitions of this generation. */
+  /** Records taken in and not yet finished, across owned partitions. */
   get inFlight(): number {
     let total = 0;
-    for (const { offsets } of this.#partitions.values()) total += offsets.inFlight;
+    for (const lease of this.#leases.values()) total += lease.inFlight;
     return total;
-  }
-
-  reset(): void {
-    this.#partitions = new Map();
   }
 }

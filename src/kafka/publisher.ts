@@ -1,4 +1,4 @@
-import type { TopicMessages } from 'kafkajs';
+import type { Message, TopicMessages } from 'kafkajs';
 import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import {
@@ -9,8 +9,12 @@ import {
 } from './producer-thread.js';
 import { byteLength } from './record-pack.js';
 
-/** Kafka error types that no retry will fix: the service must stop rather than spin. */
-const PERMANENT_ERRORS = new Set([
+/**
+ * Kafka error types that say the broker will refuse this request however often it is sent. They
+ * are not retried quickly: the publisher stalls (readiness says so) and tries again slowly, since
+ * an operator can fix the cause (an ACL, a topic's max.message.bytes) without restarting serve.
+ */
+const REFUSALS = new Set([
   'TOPIC_AUTHORIZATION_FAILED',
   'CLUSTER_AUTHORIZATION_FAILED',
   'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
@@ -19,53 +23,67 @@ const PERMANENT_ERRORS = new Set([
   'INVALID_RECORD',
   'UNSUPPORTED_FOR_MESSAGE_FORMAT',
   'SASL_AUTHENTICATION_FAILED',
-  PRODUCER_THREAD_FAILED,
+  'POLICY_VIOLATION',
 ]);
 
 const MAX_BACKOFF_MS = 5_000;
+const REFUSED_BACKOFF_MS = 30_000;
 
 /**
- * The most record bytes (keys + values) one coalesced request carries. Kafka refuses a record batch
- * over the broker's message.max.bytes (1 MiB by default) for one partition; half of it in all keeps
- * every partition's share under that however the records fall. One publish() larger than this is
- * still sent whole, alone.
+ * The most record bytes one request carries. Kafka refuses a record batch over the topic's
+ * max.message.bytes (1 MiB by default) for one partition; half of that in all keeps every
+ * partition's share under it however the records fall. serve lowers it for topics that take less.
  */
 export const MAX_REQUEST_BYTES = 524_288;
 
+/** Per-record bytes on the wire beyond key, value and headers (lengths, varints, attributes). */
+export const RECORD_OVERHEAD_BYTES = 64;
+
+export interface PublisherEvents {
+  /** A request failed and is retried; `refused` when the broker refuses it (see REFUSALS). */
+  stalled(error: unknown, refused: boolean): void;
+  /** A request succeeded after failures. */
+  recovered(): void;
+  /** The producer cannot send any more (its thread died): serve must stop. */
+  fatal(error: unknown): void;
+}
+
 interface Send {
-  topicMessages: TopicMessages[];
+  records: { topic: string; message: Message; bytes: number }[];
+  /** Records of this send already taken into a request. */
+  next: number;
   onAck: () => void;
-  bytes: number;
 }
 
 /**
  * Sends in the order publish() was called, so records of one key keep their order across batches.
  * One produce request is in flight at a time; publishes that queue up behind it go out together
- * in the next request (up to MAX_REQUEST_BYTES), so a slow acknowledgement delays the records
- * behind it once instead of once per batch. A failed request is retried with backoff until it
- * succeeds (a broker restart only delays output) unless the error is permanent, which goes to
- * onFatal. Each publish's onAck runs, in publish order, after the broker acknowledged it, and
- * before idle() resolves.
+ * in the next request, up to a byte limit. A publish larger than the limit is split across
+ * requests, and its onAck runs once all of it was acknowledged. A failed request is retried until
+ * it succeeds (a broker restart only delays output); each publish's onAck runs, in publish order,
+ * after the broker acknowledged it, and before idle() resolves.
  */
 export class OrderedPublisher {
   readonly #producer: BatchProducer;
   readonly #logger: Logger;
-  readonly #onFatal: (error: unknown) => void;
+  readonly #events: PublisherEvents;
   readonly #maxRequestBytes: number;
   readonly #waiting: Send[] = [];
   #sending: Promise<void> | undefined;
   #inFlight = 0;
+  #failing = false;
   #stopped = false;
+  #wake: (() => void) | undefined;
 
   constructor(
     producer: BatchProducer,
     logger: Logger,
-    onFatal: (error: unknown) => void,
+    events: PublisherEvents,
     maxRequestBytes = MAX_REQUEST_BYTES,
   ) {
     this.#producer = producer;
     this.#logger = logger;
-    this.#onFatal = onFatal;
+    this.#events = events;
     this.#maxRequestBytes = maxRequestBytes;
   }
 
@@ -76,7 +94,11 @@ export class OrderedPublisher {
 
   publish(topicMessages: TopicMessages[], onAck: () => void): void {
     if (this.#stopped) return;
-    this.#waiting.push({ topicMessages, onAck, bytes: recordBytes(topicMessages) });
+    const records: Send['records'] = [];
+    for (const { topic, messages } of topicMessages) {
+      for (const message of messages) records.push({ topic, message, bytes: recordBytes(message) });
+    }
+    this.#waiting.push({ records, next: 0, onAck });
     this.#sending ??= this.#sendAll();
   }
 
@@ -89,86 +111,110 @@ export class OrderedPublisher {
   stop(): void {
     this.#stopped = true;
     this.#waiting.length = 0;
+    this.#wake?.();
   }
 
   async #sendAll(): Promise<void> {
     try {
       while (this.#waiting.length > 0 && !this.#stopped) {
-        const sends = this.#takeRequest();
-        this.#inFlight = sends.length;
-        const sent = await this.#sendWithRetry(mergeByTopic(sends));
+        const { topicMessages, completed } = this.#takeRequest();
+        this.#inFlight = completed.length;
+        const sent = await this.#sendWithRetry(topicMessages);
         this.#inFlight = 0;
-        if (sent) for (const send of sends) send.onAck();
+        if (sent) for (const send of completed) send.onAck();
       }
     } catch (error) {
       this.#stopped = true;
       this.#waiting.length = 0;
-      this.#onFatal(error);
+      this.#events.fatal(error);
     } finally {
       this.#inFlight = 0;
       this.#sending = undefined;
     }
   }
 
-  /** The longest run of waiting publishes, in order, within the byte limit (at least one). */
-  #takeRequest(): Send[] {
-    let count = 1;
-    let bytes = this.#waiting[0]!.bytes;
-    while (count < this.#waiting.length && bytes + this.#waiting[count]!.bytes <= this.#maxRequestBytes) {
-      bytes += this.#waiting[count]!.bytes;
-      count += 1;
+  /**
+   * The records of the next request, in publish order, within the byte limit (at least one record),
+   * and the publishes it completes.
+   */
+  #takeRequest(): { topicMessages: TopicMessages[]; completed: Send[] } {
+    const byTopic = new Map<string, Message[]>();
+    const completed: Send[] = [];
+    let bytes = 0;
+    let records = 0;
+    while (this.#waiting.length > 0) {
+      const send = this.#waiting[0]!;
+      while (send.next < send.records.length) {
+        const record = send.records[send.next]!;
+        if (records > 0 && bytes + record.bytes > this.#maxRequestBytes) break;
+        let list = byTopic.get(record.topic);
+        if (list === undefined) byTopic.set(record.topic, (list = []));
+        list.push(record.message);
+        bytes += record.bytes;
+        records += 1;
+        send.next += 1;
+      }
+      if (send.next < send.records.length) break;
+      completed.push(this.#waiting.shift()!);
     }
-    return this.#waiting.splice(0, count);
+    return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), completed };
   }
 
   async #sendWithRetry(topicMessages: TopicMessages[]): Promise<boolean> {
     let backoff = 100;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await this.#producer.sendBatch({ topicMessages, acks: -1 });
+        if (topicMessages.length > 0) await this.#producer.sendBatch({ topicMessages, acks: -1 });
+        if (this.#failing) {
+          this.#failing = false;
+          this.#events.recovered();
+        }
         return true;
       } catch (error) {
-        if (isPermanent(error)) throw error;
+        if (cannotSucceed(error)) throw error;
         if (this.#stopped) return false;
+        const refused = kafkaErrorTypes(error).some((type) => REFUSALS.has(type));
+        const wait = refused ? REFUSED_BACKOFF_MS : backoff;
+        if (!this.#failing) {
+          this.#failing = true;
+          this.#events.stalled(error, refused);
+        }
         const records = topicMessages.reduce((sum, t) => sum + t.messages.length, 0);
-        this.#logger.warn(
+        this.#logger.debug(
           { err: error, attempt, records },
-          `publish failed, retrying in ${backoff} ms: ${describeError(error)}`,
+          `publish failed, retrying in ${wait} ms: ${describeError(error)}`,
         );
-        await new Promise((resolve) => setTimeout(resolve, backoff));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+        if (this.#stopped) return false;
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
   }
 }
 
-/** One entry per topic, records in publish order: sendBatch keeps a topic's array order per partition. */
-function mergeByTopic(sends: readonly Send[]): TopicMessages[] {
-  if (sends.length === 1) return sends[0]!.topicMessages;
-  const byTopic = new Map<string, TopicMessages>();
-  for (const send of sends) {
-    for (const { topic, messages } of send.topicMessages) {
-      const merged = byTopic.get(topic);
-      if (merged === undefined) byTopic.set(topic, { topic, messages: [...messages] });
-      else for (const message of messages) merged.messages.push(message);
-    }
-  }
-  return [...byTopic.values()];
-}
-
-function recordBytes(topicMessages: readonly TopicMessages[]): number {
-  let bytes = 0;
-  for (const { messages } of topicMessages) {
-    for (const { key, value } of messages) bytes += byteLength(key) + byteLength(value);
-  }
-  return bytes;
-}
-
-function isPermanent(error: unknown): boolean {
-  if (kafkaErrorTypes(error).some((type) => PERMANENT_ERRORS.has(type))) return true;
-  // A programming error (a bad record) repeats on every retry, in this thread or the producer's.
+/** A dead producer thread, or a programming error (a bad record): the same on every try. */
+function cannotSucceed(error: unknown): boolean {
+  if (kafkaErrorTypes(error).includes(PRODUCER_THREAD_FAILED)) return true;
   const name = error instanceof RemoteProducerError ? error.name : undefined;
   return (
     error instanceof TypeError || error instanceof RangeError || name === 'TypeError' || name === 'RangeError'
   );
+}
+
+/** Bytes a record takes on the wire: key, value, headers, and a little framing. */
+export function recordBytes(message: Message): number {
+  let bytes = RECORD_OVERHEAD_BYTES + byteLength(message.key) + byteLength(message.value);
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    for (const each of Array.isArray(value) ? value : [value]) {
+      bytes += Buffer.byteLength(name) + byteLength(each) + 8;
+    }
+  }
+  return bytes;
 }

@@ -26,6 +26,8 @@ export interface Hold {
 export interface LiveModelsEvents {
   loaded(version: string, seconds: number): void;
   refused(version: string, reason: string, message: string): void;
+  /** A version's inference worker died and was replaced. */
+  restarted(version: string): void;
   switched(routing: Routing, previous: Routing | undefined): void;
 }
 
@@ -171,7 +173,10 @@ export class LiveModels {
     if (refused !== undefined && refused.signature === signature) return undefined;
     const started = performance.now();
     try {
-      const runner = await ModelRunner.load(await this.repository.load(this.model, version), this.#options);
+      const runner = await ModelRunner.load(await this.repository.load(this.model, version), {
+        ...this.#options,
+        hooks: { onRestart: () => this.#events.restarted(version) },
+      });
       this.#refused.delete(version);
       this.#loaded.set(version, { runner, refs: 0, retired: false });
       this.#events.loaded(version, (performance.now() - started) / 1_000);

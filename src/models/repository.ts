@@ -3,42 +3,8 @@ import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { StreamscoreError } from '../errors.js';
 
-export interface ModelInput {
-  tensor: string;
-  dtype: 'float32';
-  /** Feature names in tensor column order. */
-  features: string[];
-}
-
-export interface ModelOutput {
-  /** Name in the Prediction's outputs map. */
-  name: string;
-  /** ONNX output tensor it is read from. */
-  tensor: string;
-  /** Column of a 2-D output tensor, or null for a 1-D (per-row) tensor. */
-  column: number | null;
-  dtype?: string;
-  description?: string;
-}
-
-export interface ModelMetadata {
-  name: string;
-  version: string;
-  description?: string;
-  createdAt?: string;
-  sha256: string;
-  inputs: ModelInput[];
-  outputs: ModelOutput[];
-  threshold?: number;
-}
-
-export interface ModelVersion {
-  metadata: ModelMetadata;
-  /** Absolute path of model.onnx, inside the repository. */
-  modelPath: string;
-  /** The model file's bytes, already checked against metadata.sha256. */
-  bytes: Buffer;
-}
+export type { ModelInput, ModelMetadata, ModelOutput, ModelVersion } from '../inference/model.js';
+import type { ModelMetadata, ModelVersion } from '../inference/model.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 

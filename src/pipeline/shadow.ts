@@ -114,30 +114,34 @@ export class ShadowScorer {
     );
     this.#metrics.batchRows.observe({ model, version, route: 'shadow' }, rows);
     const scoredAt = Date.now();
-    return Promise.all(
-      work.events.map(async (event, row): Promise<Message> => {
-        const values: Record<string, number> = {};
-        for (const [name, column] of outputs) values[name] = column[row]!;
-        const served = work.served[row]!;
-        const record: ShadowPrediction = {
-          request_id: event.request_id,
-          entity_key: event.entity_key,
-          model_name: model,
-          model_version: version,
-          route: 'shadow',
-          outputs: values,
-          served_version: served.version,
-          served_route: served.route,
-          served_outputs: served.outputs,
-          event_time: event.event_time,
-          scored_at: scoredAt,
-        };
-        return {
-          key: work.keys[row] ?? null,
-          value: this.#encoder.encodeNow(record) ?? (await this.#encoder.encode(record)),
-        };
-      }),
-    );
+    const messages: Message[] = [];
+    let nonFinite = 0;
+    work.events.forEach((event, row) => {
+      const values: Record<string, number> = {};
+      for (const [name, column] of outputs) values[name] = column[row]!;
+      if (!Object.values(values).every(Number.isFinite)) {
+        nonFinite += 1;
+        return;
+      }
+      const served = work.served[row]!;
+      const record: ShadowPrediction = {
+        request_id: event.request_id,
+        entity_key: event.entity_key,
+        model_name: model,
+        model_version: version,
+        route: 'shadow',
+        outputs: values,
+        served_version: served.version,
+        served_route: served.route,
+        served_outputs: served.outputs,
+        event_time: event.event_time,
+        scored_at: scoredAt,
+      };
+      messages.push({ key: work.keys[row] ?? null, value: this.#encoder.encodeNow(record) });
+    });
+    // Outputs that are not finite are never published, shadow or not.
+    if (nonFinite > 0) this.#drop(runner, 'non_finite_output', nonFinite);
+    return messages;
   }
 
   /** Chains the send; waits only when too many are already in flight (bounded memory). */

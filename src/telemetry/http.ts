@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { StreamscoreError, describeError } from '../errors.js';
 import type { Logger } from './logger.js';
 
 export interface Probes {
@@ -47,9 +48,24 @@ export async function startTelemetryServer(
       .end('not found: try /metrics, /healthz, /readyz\n');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === 'EADDRINUSE'
+          ? 'the port is in use by another process'
+          : error.code === 'EACCES'
+            ? 'this user may not listen on it'
+            : describeError(error);
+      reject(
+        new StreamscoreError(
+          'METRICS_PORT_UNAVAILABLE',
+          `Cannot serve metrics on ${options.host}:${options.port}: ${why} (${error.code ?? 'error'}); set another port, or 0 for any free one`,
+          { cause: error, context: { port: options.port } },
+        ),
+      );
+    };
+    server.once('error', failed);
     server.listen(options.port, options.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

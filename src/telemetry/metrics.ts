@@ -103,6 +103,34 @@ export function createServeMetrics(registry: Registry) {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
+    stalled: new Gauge({
+      name: 'streamscore_stalled',
+      help: ' 1 while the pipeline waits on infrastructure, by reason (broker, registry, publish, inference); /readyz answers 503 meanwhile.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    inferenceRestarts: new Counter({
+      name: 'streamscore_inference_restarts_total',
+      help: 'Inference worker threads that died and were started again.',
+      labelNames: ['model', 'version'] as const,
+      registers,
+    }),
+    inferenceRetries: new Counter({
+      name: 'streamscore_inference_retries_total',
+      help: 'Runtime calls made again after a failure: to isolate the rows that fail (bisect), after a worker restart, or while a version fails every call (stall).',
+      labelNames: ['model', 'version', 'why'] as const,
+      registers,
+    }),
+    revokedEvents: new Counter({
+      name: 'streamscore_revoked_events_total',
+      help: 'Events dropped before scoring because their partition moved to another replica (it scores them).',
+      registers,
+    }),
+    deadLetterValuesOmitted: new Counter({
+      name: 'streamscore_dead_letter_values_omitted_total',
+      help: "Dead letters written without the original value (or key), because the copy would exceed the dead-letter topic's max.message.bytes.",
+      registers,
+    }),
     shadowPublished: new Counter({
       name: 'streamscore_shadow_predictions_published_total',
       help: 'Shadow records acknowledged by the broker.',
@@ -111,7 +139,7 @@ export function createServeMetrics(registry: Registry) {
     }),
     shadowDropped: new Counter({
       name: 'streamscore_shadow_dropped_total',
-      help: 'Shadow records not written, by reason (queue_full, inference_failed, missing_feature, publish_failed).',
+      help: 'Shadow records not written, by reason (queue_full, inference_failed, missing_feature, non_finite_output, publish_failed).',
       labelNames: ['model', 'version', 'reason'] as const,
       registers,
     }),

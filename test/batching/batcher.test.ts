@@ -6,7 +6,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('MicroBatcher', () => {
   it('cuts a batch as soon as it holds maxRows, before the linger expires', async () => {
-    const batcher = new MicroBatcher<number>({ maxRows: 3, lingerMs: 60_000, maxPending: 100 });
+    const batcher = new MicroBatcher<number>({ maxRows: 3, lingerMs: 60_000 });
     for (const n of [1, 2, 3, 4]) batcher.add(n);
     assert.deepEqual(await batcher.next(), [1, 2, 3]);
     assert.equal(batcher.queued, 1);
@@ -16,7 +16,7 @@ describe('MicroBatcher', () => {
   });
 
   it('hands out a partial batch once the linger expires', async () => {
-    const batcher = new MicroBatcher<string>({ maxRows: 100, lingerMs: 30, maxPending: 100 });
+    const batcher = new MicroBatcher<string>({ maxRows: 100, lingerMs: 30 });
     const started = performance.now();
     batcher.add('a');
     batcher.add('b');
@@ -27,7 +27,7 @@ describe('MicroBatcher', () => {
   });
 
   it('keeps filling a due batch while the consumer is busy, up to maxRows', async () => {
-    const batcher = new MicroBatcher<number>({ maxRows: 5, lingerMs: 5, maxPending: 100 });
+    const batcher = new MicroBatcher<number>({ maxRows: 5, lingerMs: 5 });
     batcher.add(1);
     await sleep(20); // due now, but nobody asked yet
     batcher.add(2);
@@ -36,14 +36,14 @@ describe('MicroBatcher', () => {
   });
 
   it('with lingerMs 0 hands out whatever is there at once', async () => {
-    const batcher = new MicroBatcher<number>({ maxRows: 10, lingerMs: 0, maxPending: 100 });
+    const batcher = new MicroBatcher<number>({ maxRows: 10, lingerMs: 0 });
     const pending = batcher.next();
     batcher.add(7);
     assert.deepEqual(await pending, [7]);
   });
 
   it('with lingerMs 0 gives a waiting consumer everything added before the adder yields', async () => {
-    const batcher = new MicroBatcher<number>({ maxRows: 3, lingerMs: 0, maxPending: 100 });
+    const batcher = new MicroBatcher<number>({ maxRows: 3, lingerMs: 0 });
     const pending = batcher.next();
     for (const n of [1, 2, 3, 4, 5]) batcher.add(n); // one synchronous run, like a decoded slice
     assert.deepEqual(await pending, [1, 2, 3]);
@@ -59,7 +59,6 @@ describe('MicroBatcher', () => {
     const batcher = new MicroBatcher<{ partition: number; offset: number }>({
       maxRows: 7,
       lingerMs: 1,
-      maxPending: 1_000,
     });
     const seen: { partition: number; offset: number }[] = [];
     const consumer = (async () => {
@@ -67,7 +66,6 @@ describe('MicroBatcher', () => {
         const batch = await batcher.next();
         if (batch === undefined) return;
         seen.push(...batch);
-        batcher.release(batch.length);
         await sleep(Math.random() * 3);
       }
     })();
@@ -88,33 +86,13 @@ describe('MicroBatcher', () => {
     }
   });
 
-  it('signals backpressure until items are released', async () => {
-    const batcher = new MicroBatcher<number>({ maxRows: 2, lingerMs: 0, maxPending: 4 });
-    for (const n of [1, 2, 3]) batcher.add(n);
-    assert.equal(batcher.hasCapacity(), true);
-    batcher.add(4);
-    assert.equal(batcher.hasCapacity(), false);
-    let freed = false;
-    const waiting = batcher.waitForCapacity().then(() => (freed = true));
-    const first = await batcher.next();
-    await sleep(5);
-    assert.equal(freed, false, 'capacity came back before anything was released');
-    batcher.release(first!.length);
-    await waiting;
-    assert.equal(freed, true);
-    assert.equal(batcher.pending, 2);
-  });
-
-  it('refuses releasing more than was added, and bad options', () => {
-    const batcher = new MicroBatcher<number>({ maxRows: 2, lingerMs: 0, maxPending: 4 });
-    batcher.add(1);
-    assert.throws(() => batcher.release(2), /released 1 more than added/);
-    assert.throws(() => new MicroBatcher({ maxRows: 0, lingerMs: 0, maxPending: 1 }), RangeError);
-    assert.throws(() => new MicroBatcher({ maxRows: 1, lingerMs: -1, maxPending: 1 }), RangeError);
+  it('refuses bad options', () => {
+    assert.throws(() => new MicroBatcher({ maxRows: 0, lingerMs: 0 }), RangeError);
+    assert.throws(() => new MicroBatcher({ maxRows: 1, lingerMs: -1 }), RangeError);
   });
 
   it('close() hands out the rest, then ends a waiting next()', async () => {
-    const batcher = new MicroBatcher<number>({ maxRows: 10, lingerMs: 60_000, maxPending: 100 });
+    const batcher = new MicroBatcher<number>({ maxRows: 10, lingerMs: 60_000 });
     batcher.add(1);
     batcher.close();
     assert.deepEqual(await batcher.next(), [1]);

@@ -2,22 +2,19 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import avro from 'avsc';
-import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { RequestDecoder, RejectReasons, type DecodeResult } from '../../src/codec/requests.js';
+import { StreamscoreError } from '../../src/errors.js';
+import { StaticSchemas } from '../support/schemas.js';
 
 const FEATURES = ['amount', 'merchant_risk'];
 const featureSchema = JSON.parse(readFileSync('schemas/feature-event.avsc', 'utf8')) as avro.Schema;
 const predictionSchema = JSON.parse(readFileSync('schemas/prediction.avsc', 'utf8')) as avro.Schema;
 
-/** Stands in for the registry's decode only, to check how each registry answer is classified. */
-function registryAnswering(answer: (buffer: Buffer) => unknown): SchemaRegistry {
-  return {
-    decode: (buffer: Buffer) => Promise.resolve().then(() => answer(buffer)),
-  } as unknown as SchemaRegistry;
+const LIMITS = { maxValueBytes: 1_048_576, maxFeatures: 10_000 };
+
+function decoderOver(schemas: StaticSchemas, features = FEATURES): RequestDecoder {
+  return new RequestDecoder(schemas, LIMITS, features);
 }
-const unusedRegistry = registryAnswering(() => {
-  throw new Error('the registry must not be asked');
-});
 
 function framed(id: number, payload: Buffer): Buffer {
   const header = Buffer.alloc(5);
@@ -60,10 +57,7 @@ describe('schemas', () => {
     const decoded = reader.fromBuffer(bytes, reader.createResolver(writer)) as typeof good;
     assert.deepEqual({ ...decoded }, good);
     // And serve, which decodes with the writer's schema, validates it like any other event.
-    assert.equal(
-      reason(new RequestDecoder(unusedRegistry, FEATURES).validate(writer.fromBuffer(bytes))),
-      'ok',
-    );
+    assert.equal(reason(decoderOver(new StaticSchemas({})).validate(writer.fromBuffer(bytes))), 'ok');
   });
 
   it('Prediction schema encodes a prediction', () => {
@@ -83,41 +77,38 @@ describe('schemas', () => {
 });
 
 describe('RequestDecoder', () => {
-  const decoder = new RequestDecoder(unusedRegistry, FEATURES);
+  const schemas = new StaticSchemas({});
+  const decoder = decoderOver(schemas);
 
-  it('rejects empty values and bad framing without asking the registry', async () => {
+  it('rejects empty, oversized and badly framed values without looking a schema up', async () => {
     assert.equal(reason(await decoder.decode(null)), 'EMPTY_VALUE');
     assert.equal(reason(await decoder.decode(Buffer.alloc(0))), 'EMPTY_VALUE');
     assert.equal(reason(await decoder.decode(Buffer.from('{"json":true}'))), 'BAD_FRAMING');
     assert.equal(reason(await decoder.decode(Buffer.from([0, 0, 1]))), 'BAD_FRAMING');
+    const small = new RequestDecoder(schemas, { maxValueBytes: 64, maxFeatures: 10 }, FEATURES);
+    assert.equal(reason(await small.decode(framed(1, Buffer.alloc(60)))), 'VALUE_TOO_LARGE');
+    assert.deepEqual(schemas.lookups, []);
   });
 
-  it('classifies registry answers: 404 is data, a network error is thrown for retry', async () => {
-    const notFound = new RequestDecoder(
-      registryAnswering(() => {
-        throw Object.assign(new Error('Schema not found'), { status: 404 });
-      }),
-      FEATURES,
-    );
-    const result = await notFound.decode(framed(999, Buffer.from([1])));
+  it('an unknown schema id is a rejection; a registry that cannot answer is thrown for the caller to wait', async () => {
+    const known = new StaticSchemas({ 1: featureSchema });
+    const result = await decoderOver(known).decode(framed(999, Buffer.from([1])));
     assert.equal(reason(result), 'UNKNOWN_SCHEMA_ID');
     assert.match(result.ok ? '' : result.message, /schema id 999/);
 
-    const down = new RequestDecoder(
-      registryAnswering(() => {
-        throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-      }),
-      FEATURES,
+    const down = new StaticSchemas({ 1: featureSchema });
+    const outage = new StreamscoreError('REGISTRY_UNAVAILABLE', 'connect ECONNREFUSED', { retriable: true });
+    down.answer = () => {
+      throw outage;
+    };
+    const bytes = framed(1, avro.Type.forSchema(featureSchema).toBuffer(good));
+    await assert.rejects(decoderOver(down).decode(bytes), (error) => error === outage);
+    down.answer = undefined;
+    assert.equal(
+      reason(await decoderOver(down).decode(bytes)),
+      'ok',
+      'the same value, once the registry answers',
     );
-    await assert.rejects(down.decode(framed(1, Buffer.from([1]))), /ECONNREFUSED/);
-
-    const broken = new RequestDecoder(
-      registryAnswering(() => {
-        throw new Error('truncated buffer');
-      }),
-      FEATURES,
-    );
-    assert.equal(reason(await broken.decode(framed(1, Buffer.from([1])))), 'UNDECODABLE');
   });
 
   it('gives each kind of bad record its own reason', () => {
@@ -127,27 +118,35 @@ describe('RequestDecoder', () => {
       [{ ...good, request_id: 5 }, 'WRONG_TYPE'],
       [{ ...good, request_id: '' }, 'WRONG_TYPE'],
       [{ ...good, event_time: '2024-01-01' }, 'WRONG_TYPE'],
+      [{ ...good, event_time: 1e17 }, 'WRONG_TYPE'],
+      [{ ...good, event_time: 1_700_000_000_000n }, 'WRONG_TYPE'],
       [{ ...good, features: [1, 2] }, 'WRONG_TYPE'],
       [{ ...good, features: { amount: 'high', merchant_risk: 0.1 } }, 'WRONG_TYPE'],
       [{ ...good, features: { merchant_risk: 0.1 } }, 'MISSING_FEATURE'],
       [{ ...good, features: { amount: null, merchant_risk: 0.1 } }, 'MISSING_FEATURE'],
+      [{ ...good, features: Object.create({ amount: 1, merchant_risk: 0.1 }) as object }, 'MISSING_FEATURE'],
       [{ ...good, features: { amount: Number.NaN, merchant_risk: 0.1 } }, 'NON_FINITE_FEATURE'],
       [{ ...good, features: { amount: 1, merchant_risk: -Infinity } }, 'NON_FINITE_FEATURE'],
+      [{ ...good, features: { amount: 1e308, merchant_risk: 0.1 } }, 'NON_FINITE_FEATURE'],
+      [{ ...good, features: { amount: -3.5e38, merchant_risk: 0.1 } }, 'NON_FINITE_FEATURE'],
     ];
     for (const [record, expected] of cases) {
       const result = decoder.validate(record);
-      assert.equal(reason(result), expected, `for ${JSON.stringify(record)}`);
+      assert.equal(
+        reason(result),
+        expected,
+        `for ${JSON.stringify(record, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,
+      );
       assert.ok(!result.ok && result.message.length > 0);
     }
   });
 
-  it('accepts a good event, ignores features the model does not use, reads a bigint time', () => {
+  it('accepts a good event, ignores features the model does not use, takes the largest float32', () => {
     const result = decoder.validate({
       ...good,
-      event_time: 1_700_000_000_000n,
-      features: { ...good.features, other: 3 },
+      features: { ...good.features, merchant_risk: 3.4028234e38, other: Number.NaN },
     });
-    assert.ok(result.ok);
+    assert.ok(result.ok, JSON.stringify(result));
     assert.equal(result.event.event_time, 1_700_000_000_000);
   });
 });

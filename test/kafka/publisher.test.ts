@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Producer, ProducerBatch, TopicMessages } from 'kafkajs';
 import { pino } from 'pino';
-import { OrderedPublisher } from '../../src/kafka/publisher.js';
+import { mock } from 'node:test';
+import { OrderedPublisher, RECORD_OVERHEAD_BYTES, type PublisherEvents } from '../../src/kafka/publisher.js';
 
 /** A producer whose sendBatch calls are held until the test settles them, one at a time. */
 class HeldProducer {
@@ -46,13 +47,29 @@ function valuesOf(request: TopicMessages[]): Record<string, string[]> {
   );
 }
 
-function publisher(
-  producer: HeldProducer,
-  onFatal: (error: unknown) => void = () => undefined,
-  maxBytes?: number,
-) {
-  return new OrderedPublisher(producer as unknown as Producer, silent, onFatal, maxBytes);
+interface Seen {
+  stalls: { error: unknown; refused: boolean }[];
+  recoveries: number;
+  fatal: unknown[];
 }
+
+function publisher(producer: HeldProducer, seen?: Seen, maxBytes?: number) {
+  const events: PublisherEvents = {
+    stalled: (error, refused) => seen?.stalls.push({ error, refused }),
+    recovered: () => {
+      if (seen !== undefined) seen.recoveries += 1;
+    },
+    fatal: (error) => seen?.fatal.push(error),
+  };
+  return new OrderedPublisher(producer as unknown as Producer, silent, events, maxBytes);
+}
+
+function watch(): Seen {
+  return { stalls: [], recoveries: 0, fatal: [] };
+}
+
+/** Bytes of a record with a two-character key and value, as the publisher counts them. */
+const RECORD = RECORD_OVERHEAD_BYTES + 4;
 
 describe('OrderedPublisher', () => {
   it('keeps one request in flight and sends what queued behind it as one request, in order', async () => {
@@ -77,24 +94,29 @@ describe('OrderedPublisher', () => {
     assert.equal(producer.requests.length, 2);
   });
 
-  it('splits a backlog at the byte limit, never splitting one publish', async () => {
+  it('splits a backlog at the byte limit, and a large publish across requests, acknowledging it once', async () => {
     const producer = new HeldProducer();
-    const out = publisher(producer, undefined, 8); // key + value of 'xx' = 4 bytes a record
-    out.publish(records('p', 'x0'), () => undefined);
+    const acks: string[] = [];
+    const out = publisher(producer, undefined, 2 * RECORD);
+    out.publish(records('p', 'x0'), () => acks.push('0'));
     await producer.requested(1);
-    out.publish(records('p', 'x1'), () => undefined);
-    out.publish(records('p', 'x2'), () => undefined);
-    out.publish(records('p', 'x3', 'x4', 'x5'), () => undefined); // 12 bytes: over the limit, alone
-    out.publish(records('p', 'x6'), () => undefined);
+    out.publish(records('p', 'x1'), () => acks.push('1'));
+    out.publish(records('p', 'x2'), () => acks.push('2'));
+    out.publish(records('p', 'x3', 'x4', 'x5'), () => acks.push('3-5'));
+    out.publish(records('p', 'x6'), () => acks.push('6'));
+    const acksAfter: string[][] = [];
     for (let request = 1; request <= 4; request += 1) {
       producer.ack();
       if (request < 4) await producer.requested(request + 1);
+      acksAfter.push([...acks]);
     }
     await out.idle();
     assert.deepEqual(
       producer.requests.map((request) => valuesOf(request).p),
-      [['x0'], ['x1', 'x2'], ['x3', 'x4', 'x5'], ['x6']],
+      [['x0'], ['x1', 'x2'], ['x3', 'x4'], ['x5', 'x6']],
     );
+    assert.deepEqual(acksAfter[2], ['0', '1', '2'], 'x3-x5 is acknowledged only when all of it is');
+    assert.deepEqual(acks, ['0', '1', '2', '3-5', '6']);
   });
 
   it('retries a failed request until it is acknowledged, then acknowledges in order', async () => {
@@ -115,22 +137,58 @@ describe('OrderedPublisher', () => {
     assert.deepEqual(acks, ['a', 'b']);
   });
 
-  it('stops on a permanent error: onFatal once, no acknowledgement, nothing more sent', async () => {
-    const producer = new HeldProducer();
-    const acks: string[] = [];
-    const fatal: unknown[] = [];
-    const out = publisher(producer, (error) => fatal.push(error));
-    out.publish(records('p', 'a'), () => acks.push('a'));
-    await producer.requested(1);
-    out.publish(records('p', 'b'), () => acks.push('b'));
-    const tooLarge = Object.assign(new Error('too large'), { type: 'MESSAGE_TOO_LARGE' });
-    producer.fail(tooLarge);
-    await out.idle();
-    out.publish(records('p', 'c'), () => acks.push('c'));
-    await out.idle();
-    assert.deepEqual(fatal, [tooLarge]);
-    assert.deepEqual(acks, []);
-    assert.equal(producer.requests.length, 1);
+  it('stalls on a request the broker refuses, retries it slowly, and says when it recovers', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const producer = new HeldProducer();
+      const acks: string[] = [];
+      const seen = watch();
+      const out = publisher(producer, seen);
+      out.publish(records('p', 'a'), () => acks.push('a'));
+      await producer.requested(1);
+      out.publish(records('p', 'b'), () => acks.push('b'));
+      const tooLarge = Object.assign(new Error('too large'), { type: 'MESSAGE_TOO_LARGE' });
+      producer.fail(tooLarge);
+      for (let i = 0; i < 10 && seen.stalls.length === 0; i += 1) await Promise.resolve();
+      assert.deepEqual(seen.stalls, [{ error: tooLarge, refused: true }]);
+      mock.timers.tick(29_000);
+      await Promise.resolve();
+      assert.equal(producer.requests.length, 1, 'a refused request waits 30 s before the next try');
+      mock.timers.tick(1_000);
+      await producer.requested(2);
+      producer.ack();
+      await producer.requested(3);
+      producer.ack();
+      await out.idle();
+      assert.deepEqual(acks, ['a', 'b']);
+      assert.equal(seen.recoveries, 1);
+      assert.deepEqual(seen.fatal, []);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('stops on what cannot succeed (a dead producer thread, a programming error): fatal once, nothing acknowledged', async () => {
+    for (const error of [
+      Object.assign(new Error('thread gone'), { type: 'PRODUCER_THREAD_FAILED' }),
+      new TypeError('bad record'),
+    ]) {
+      const producer = new HeldProducer();
+      const acks: string[] = [];
+      const seen = watch();
+      const out = publisher(producer, seen);
+      out.publish(records('p', 'a'), () => acks.push('a'));
+      await producer.requested(1);
+      out.publish(records('p', 'b'), () => acks.push('b'));
+      producer.fail(error);
+      await out.idle();
+      out.publish(records('p', 'c'), () => acks.push('c'));
+      await out.idle();
+      assert.deepEqual(seen.fatal, [error]);
+      assert.deepEqual(seen.stalls, []);
+      assert.deepEqual(acks, []);
+      assert.equal(producer.requests.length, 1);
+    }
   });
 
   it('after stop(), abandons what waits and a request being retried', async () => {

@@ -23,6 +23,7 @@ function setup(root: string) {
     events: {
       loaded: (version) => events.loaded.push(version),
       refused: (version, reason) => events.refused.push([version, reason]),
+      restarted: () => undefined,
       switched: (routing) => events.switches.push(routing),
     },
   });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StreamscoreError } from '../../src/errors.js';
-import { keyPosition, parseRoutingFile, readRouting } from '../../src/models/routing.js';
+import { keyPosition } from '../../src/models/key-position.js';
+import { parseRoutingFile, readRouting } from '../../src/models/routing.js';
 
 const invalid = (pattern: RegExp) => (error: unknown) =>
   error instanceof StreamscoreError && error.code === 'CONFIG_INVALID' && pattern.test(error.message);

@@ -1,0 +1,40 @@
+/**
+ * A model version as the runtime takes it: its metadata (model.json) and the ONNX file's bytes.
+ * The repository (models/) reads and checks these; the runtime side only consumes them.
+ */
+export interface ModelInput {
+  tensor: string;
+  dtype: 'float32';
+  /** Feature names in tensor column order. */
+  features: string[];
+}
+
+export interface ModelOutput {
+  /** Name in the Prediction's outputs map. */
+  name: string;
+  /** ONNX output tensor it is read from. */
+  tensor: string;
+  /** Column of a 2-D output tensor, or null for a 1-D (per-row) tensor. */
+  column: number | null;
+  dtype?: string;
+  description?: string;
+}
+
+export interface ModelMetadata {
+  name: string;
+  version: string;
+  description?: string;
+  createdAt?: string;
+  sha256: string;
+  inputs: ModelInput[];
+  outputs: ModelOutput[];
+  threshold?: number;
+}
+
+export interface ModelVersion {
+  metadata: ModelMetadata;
+  /** Absolute path of model.onnx, inside the repository. */
+  modelPath: string;
+  /** The model file's bytes, already checked against metadata.sha256. */
+  bytes: Buffer;
+}

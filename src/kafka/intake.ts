@@ -1,0 +1,255 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { setImmediate } from 'node:timers/promises';
+import type { PendingLimit } from '../batching/capacity.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { ServeMetrics } from '../telemetry/metrics.js';
+import { Committer } from './committer.js';
+import { OffsetLedger, type Assignment, type OffsetEntry, type PartitionLease } from './offsets.js';
+
+export interface IntakeSettings {
+  topic: string;
+  groupId: string;
+  sessionTimeoutMs: number;
+  fromBeginning: boolean;
+  commitIntervalMs: number;
+}
+
+/** One consumed record on its way in. */
+export interface TakeContext {
+  readonly topic: string;
+  readonly partition: number;
+  readonly message: KafkaMessage;
+  /**
+   * Gives the record its place in the partition's ledger; called once, when the record's outcome
+   * is decided (scored or dead-lettered later). A record given up is never tracked.
+   */
+  track(): { lease: PartitionLease; entry: OffsetEntry };
+  /** Keeps the group membership alive while taking the record waits (a registry outage). */
+  heartbeat(): Promise<void>;
+  /** False once the record should be given up: stopping, or the partition is no longer ours. */
+  live(): boolean;
+}
+
+/**
+ * Takes one record in: true when it was tracked, false when it was given up (it is read again by
+ * whoever owns the partition next). Must not throw.
+ */
+export type Take = (context: TakeContext) => boolean | Promise<boolean>;
+
+export interface IntakeEvents {
+  /** The group was joined (again); `revoked` are the leases of partitions this replica lost. */
+  joined(assignment: Assignment, revoked: readonly PartitionLease[]): void;
+  /** The broker answered (a fetch, a heartbeat, a join, a commit). */
+  contact(): void;
+  /** The consumer failed; with restart true, kafkajs starts it again by itself. */
+  crashed(error: unknown, restart: boolean): void;
+}
+
+/** The longest a fetch is decoded before other events (inference results, acks) get a turn, ms. */
+const DECODE_SLICE_MS = 2;
+/** Between heartbeats while taking records in waits (backpressure, registry outage), ms. */
+const HEARTBEAT_WAIT_MS = 1_000;
+
+/**
+ * The Kafka side of intake: one consumer in the serving group, fetching the requests topic and
+ * handing each record to `take` in partition order, and committing what the ledger says is done.
+ *
+ * Backpressure: before each record, intake waits while the pending limit is reached (heartbeats
+ * continue, so the replica keeps its partitions). A rebalance revokes the leases of lost partitions
+ * (their waiting records are dropped by scoring, and their commits stop) and keeps the rest; the
+ * records the group hands out again for kept partitions are skipped, since they are in flight here.
+ */
+export class KafkaIntake {
+  readonly #settings: IntakeSettings;
+  readonly #consumer: Consumer;
+  readonly #capacity: PendingLimit;
+  readonly #take: Take;
+  readonly #events: IntakeEvents;
+  readonly #log: Logger;
+  readonly #metrics: ServeMetrics;
+  readonly #ledger = new OffsetLedger();
+  readonly #committer: Committer;
+  readonly #handlers = new Set<Promise<void>>();
+  #memberId: string | undefined;
+  #joined = false;
+  #stopping = false;
+
+  constructor(options: {
+    kafka: Kafka;
+    settings: IntakeSettings;
+    capacity: PendingLimit;
+    take: Take;
+    events: IntakeEvents;
+    logger: Logger;
+    metrics: ServeMetrics;
+  }) {
+    const { settings } = options;
+    this.#settings = settings;
+    this.#capacity = options.capacity;
+    this.#take = options.take;
+    this.#events = options.events;
+    this.#log = options.logger;
+    this.#metrics = options.metrics;
+    this.#consumer = options.kafka.consumer({
+      groupId: settings.groupId,
+      sessionTimeout: settings.sessionTimeoutMs,
+      heartbeatInterval: heartbeatIntervalMs(settings.sessionTimeoutMs),
+      maxWaitTimeInMs: 250, // how long the broker may hold an empty fetch
+      // kafkajs turns a whole fetch response into message objects at once, and waiting events keep
+      // their response buffers; 256 KiB a partition (kafkajs: 1 MiB) keeps that small while still
+      // holding ~1,000 fraud events a partition per fetch.
+      maxBytesPerPartition: 262_144,
+      maxBytes: 4_194_304,
+      // Short waits between tries, so scoring resumes soon after a broker comes back: kafkajs
+      // restarts a crashed consumer after the last wait it reached (up to 30 s by default).
+      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
+    this.#committer = new Committer({
+      ledger: this.#ledger,
+      commit: async (offsets) => {
+        await this.#consumer.commitOffsets(offsets);
+        this.#events.contact();
+      },
+      intervalMs: settings.commitIntervalMs,
+      logger: this.#log,
+      onResult: (ok) => this.#metrics.commits.inc({ result: ok ? 'ok' : 'failed' }),
+    });
+  }
+
+  /** The group was joined and the replica has not started stopping. */
+  get joined(): boolean {
+    return this.#joined && !this.#stopping;
+  }
+
+  /** Records taken in and not finished, across owned partitions. */
+  get inFlight(): number {
+    return this.#ledger.inFlight;
+  }
+
+  async start(): Promise<void> {
+    const { events } = this.#consumer;
+    this.#consumer.on(events.GROUP_JOIN, ({ payload }) => {
+      const keep = this.#memberId !== undefined && this.#memberId === payload.memberId;
+      this.#memberId = payload.memberId;
+      const revoked = this.#ledger.assign(payload.memberAssignment, keep);
+      this.#joined = true;
+      this.#events.contact();
+      this.#events.joined(payload.memberAssignment, revoked);
+    });
+    this.#consumer.on(events.FETCH, () => this.#events.contact());
+    this.#consumer.on(events.HEARTBEAT, () => this.#events.contact());
+    this.#consumer.on(events.CRASH, ({ payload }) => this.#events.crashed(payload.error, payload.restart));
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({
+      topics: [this.#settings.topic],
+      fromBeginning: this.#settings.fromBeginning,
+    });
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 8,
+      eachBatch: (payload) => this.#track(this.#handle(payload)),
+    });
+  }
+
+  /** Asks for a commit of what is finished, soon (at most one per commit interval). */
+  commitSoon(): void {
+    this.#committer.schedule();
+  }
+
+  /** Stops fetching and waits for the fetch handlers to return; records not taken stay unread. */
+  async pause(): Promise<void> {
+    this.#stopping = true;
+    this.#consumer.pause([{ topic: this.#settings.topic }]);
+    this.#capacity.close();
+    await Promise.all(this.#handlers);
+  }
+
+  /** Commits what is finished (unless told not to), then leaves the group. Never throws. */
+  async close(commit: boolean): Promise<void> {
+    this.#stopping = true;
+    if (commit)
+      await this.#committer.close().catch((error: unknown) => this.#log.warn({ err: error }, 'final commit'));
+    else this.#committer.abandon();
+    await this.#consumer
+      .disconnect()
+      .catch((error: unknown) =>
+        this.#log.warn({ err: error }, `consumer disconnect: ${describeError(error)}`),
+      );
+  }
+
+  #track(work: Promise<void>): Promise<void> {
+    this.#handlers.add(work);
+    return work.finally(() => this.#handlers.delete(work));
+  }
+
+  async #handle(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (this.#stopping || batch.isEmpty()) return;
+    const { topic, partition } = batch;
+    const metrics = this.#metrics;
+    metrics.consumerLag.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
+    const oldest = Number(batch.messages[0]?.timestamp);
+    if (oldest > 0)
+      metrics.stageSeconds.observe({ stage: 'fetch' }, Math.max(0, Date.now() - oldest) / 1_000);
+    const lease = this.#ledger.lease(topic, partition);
+    const live = () => !this.#stopping && !lease.revoked && payload.isRunning() && !payload.isStale();
+    const heartbeat = () => payload.heartbeat();
+    let taken = 0;
+    let slice = performance.now();
+    for (const message of batch.messages) {
+      if (!live()) break;
+      if (lease.alreadyTaken(message.offset)) {
+        // Handed out again after a rebalance that left the partition here: it is in flight already.
+        payload.resolveOffset(message.offset);
+        continue;
+      }
+      // A fetch can hold thousands of records; decoding them all in one go would hold back
+      // inference results and produce acknowledgements (both arrive as events) until it ends.
+      if ((taken & 15) === 15 && performance.now() - slice > DECODE_SLICE_MS) {
+        await setImmediate();
+        slice = performance.now();
+      }
+      if (!this.#capacity.hasCapacity()) {
+        await this.#waitForCapacity(heartbeat, live);
+        if (!live()) break;
+      }
+      const context: TakeContext = {
+        topic,
+        partition,
+        message,
+        track: () => ({ lease, entry: lease.track(message.offset) }),
+        heartbeat,
+        live,
+      };
+      const outcome = this.#take(context);
+      const tracked = typeof outcome === 'boolean' ? outcome : await outcome;
+      if (!tracked) break;
+      payload.resolveOffset(message.offset);
+      taken += 1;
+    }
+    metrics.eventsConsumed.inc({ topic }, taken);
+  }
+
+  async #waitForCapacity(heartbeat: () => Promise<void>, live: () => boolean): Promise<void> {
+    const started = performance.now();
+    this.#metrics.pendingEvents.set(this.#capacity.pending);
+    while (!this.#capacity.hasCapacity() && live()) {
+      await waitAtMost(this.#capacity.waitForCapacity(), HEARTBEAT_WAIT_MS);
+      await heartbeat().catch(() => undefined);
+    }
+    this.#metrics.backpressureSeconds.inc((performance.now() - started) / 1_000);
+  }
+}
+
+/** Kafka's rule of thumb: heartbeats at most a third of the session timeout apart (3 s at most). */
+export function heartbeatIntervalMs(sessionTimeoutMs: number): number {
+  return Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
+}
+
+async function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,331 @@
+import type { Message } from 'kafkajs';
+import type { MicroBatcher } from '../batching/batcher.js';
+import type { PendingLimit } from '../batching/capacity.js';
+import type { Prediction, RecordEncoder } from '../codec/predictions.js';
+import { VersionFailingError, scoreIsolating } from '../inference/isolation.js';
+import type { ModelRunner } from '../inference/runner.js';
+import { incompleteRows, matrixOf } from '../inference/tensor.js';
+import { recordBytes, type OrderedPublisher } from '../kafka/publisher.js';
+import { keyPosition } from '../models/key-position.js';
+import type { LiveModels, Route } from '../models/live.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { ServeMetrics } from '../telemetry/metrics.js';
+import type { Rejected, DeadLetters } from './dead-letters.js';
+import type { Pending, Taken } from './decode-stage.js';
+import type { PipelineHealth } from './health.js';
+import type { ShadowScorer, ShadowWork } from './shadow.js';
+
+const STALL_BACKOFF_MS = { first: 1_000, max: 30_000 };
+
+/** One event's place in a batch: which version scores it, and how it ended. */
+interface Slot {
+  item: Pending;
+  route: 'primary' | 'canary';
+  runner: ModelRunner;
+  outputs?: Record<string, number>;
+  rejected?: Omit<Rejected, 'source' | 'entry'>;
+}
+
+/**
+ * batch -> route -> infer -> publish: one loop takes batches from the batcher in order, scores each
+ * with the routing live at its start (canary keys with the canary, the rest with the primary, one
+ * runtime call each), and publishes one prediction per event in the order the events came, so order
+ * within a partition holds. Rows that make the model fail, or that lack a feature the version needs
+ * even when read again from their bytes, become dead letters; a version that fails as a whole
+ * (VersionFailingError) stalls the loop, which tries the batch again with whatever routing is live
+ * then. Events of partitions that moved to another replica are dropped before scoring.
+ */
+export class ScoringStage {
+  readonly #batcher: MicroBatcher<Pending>;
+  readonly #live: LiveModels;
+  readonly #publisher: OrderedPublisher;
+  readonly #deadLetters: DeadLetters;
+  readonly #capacity: PendingLimit;
+  readonly #encoder: RecordEncoder<Prediction>;
+  readonly #shadows: ShadowScorer;
+  readonly #health: PipelineHealth;
+  readonly #metrics: ServeMetrics;
+  readonly #log: Logger;
+  readonly #topic: string;
+  readonly #maxPredictionBytes: number;
+  readonly #reread: (value: Buffer | null) => Taken | undefined;
+  readonly #acknowledged: () => void;
+  readonly #onFatal: (error: unknown) => void;
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #wake: (() => void) | undefined;
+
+  constructor(options: {
+    batcher: MicroBatcher<Pending>;
+    live: LiveModels;
+    publisher: OrderedPublisher;
+    deadLetters: DeadLetters;
+    capacity: PendingLimit;
+    encoder: RecordEncoder<Prediction>;
+    shadows: ShadowScorer;
+    health: PipelineHealth;
+    metrics: ServeMetrics;
+    logger: Logger;
+    topic: string;
+    /** The largest record the predictions topic takes. */
+    maxPredictionBytes: number;
+    /** Reads an event again from its bytes, with the features the live routing needs. */
+    reread: (value: Buffer | null) => Taken | undefined;
+    acknowledged: () => void;
+    onFatal: (error: unknown) => void;
+  }) {
+    this.#batcher = options.batcher;
+    this.#live = options.live;
+    this.#publisher = options.publisher;
+    this.#deadLetters = options.deadLetters;
+    this.#capacity = options.capacity;
+    this.#encoder = options.encoder;
+    this.#shadows = options.shadows;
+    this.#health = options.health;
+    this.#metrics = options.metrics;
+    this.#log = options.logger;
+    this.#topic = options.topic;
+    this.#maxPredictionBytes = options.maxPredictionBytes;
+    this.#reread = options.reread;
+    this.#acknowledged = options.acknowledged;
+    this.#onFatal = options.onFatal;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops after the batches already queued (the batcher must be closed); a stalled batch is left. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    for (;;) {
+      const batch = await this.#batcher.next();
+      if (batch === undefined) return;
+      await this.#scoreOrStall(batch);
+    }
+  }
+
+  /** The events whose partition is still ours; the others are dropped (their new owner scores them). */
+  #owned(items: Pending[]): Pending[] {
+    const owned = items.filter((item) => !item.lease.revoked);
+    const dropped = items.length - owned.length;
+    if (dropped > 0) {
+      this.#metrics.revokedEvents.inc(dropped);
+      this.#capacity.release(dropped);
+    }
+    return owned;
+  }
+
+  async #scoreOrStall(batch: Pending[]): Promise<void> {
+    const started = performance.now();
+    this.#metrics.stageSeconds.observe({ stage: 'queue' }, (started - batch[0]!.takenAt) / 1_000);
+    let items = batch;
+    let backoff = STALL_BACKOFF_MS.first;
+    for (;;) {
+      items = this.#owned(items);
+      if (items.length === 0) return;
+      try {
+        await this.#score(items, started);
+        this.#health.recover('inference');
+        return;
+      } catch (error) {
+        if (!(error instanceof VersionFailingError) || this.#stopping) {
+          // Unfinished events are neither published nor committed: the next owner reads them again.
+          this.#capacity.release(items.length);
+          if (!(error instanceof VersionFailingError)) this.#onFatal(error);
+          return;
+        }
+        this.#health.stall('inference', error);
+        const { model, version } = error.context;
+        this.#metrics.inferenceRetries.inc({ model: String(model), version: String(version), why: 'stall' });
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoff);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+        backoff = Math.min(backoff * 2, STALL_BACKOFF_MS.max);
+      }
+    }
+  }
+
+  async #score(items: Pending[], started: number): Promise<void> {
+    const hold = this.#live.hold();
+    try {
+      const { routing } = hold;
+      const share = routing.canary?.share ?? 0;
+      const slots: Slot[] = items.map((item) =>
+        share > 0 && keyPosition(item.event.entity_key) < share
+          ? { item, route: 'canary', runner: routing.canary!.runner }
+          : { item, route: 'primary', runner: routing.primary },
+      );
+      for (const runner of new Set(slots.map((slot) => slot.runner))) {
+        await this.#scoreWith(
+          runner,
+          slots.filter((slot) => slot.runner === runner),
+        );
+      }
+      this.#publish(slots, started, routing.shadows.length > 0 ? hold.retain() : undefined);
+    } finally {
+      hold.release();
+    }
+  }
+
+  /** One runtime call for the slots of one version (more where rows must be isolated). */
+  async #scoreWith(runner: ModelRunner, slots: Slot[]): Promise<void> {
+    const names = runner.featureNames;
+    const { name: model, version } = runner.metadata;
+    // Events read before a routing switch may lack a feature this version needs in their row;
+    // their bytes still have it, or they are rejected for the routing that is live now.
+    const incomplete = new Set(
+      incompleteRows(
+        matrixOf(
+          slots.map((slot) => slot.item.features),
+          names,
+        ),
+        names.length,
+      ),
+    );
+    for (const row of incomplete) {
+      const slot = slots[row]!;
+      const again = this.#reread(slot.item.source.value);
+      if (again?.ok === true) slot.item.features = again.features;
+      if (
+        again?.ok !== true ||
+        incompleteRows(matrixOf([slot.item.features], names), names.length).length > 0
+      ) {
+        slot.rejected =
+          again?.ok === false
+            ? { reason: again.reason, stage: again.stage, message: again.message }
+            : {
+                reason: 'MISSING_FEATURE',
+                stage: 'infer',
+                message: `version ${version} needs ${names.join(', ')}`,
+              };
+      }
+    }
+    const scored = slots.filter((slot) => slot.rejected === undefined);
+    if (scored.length === 0) return;
+    const started = performance.now();
+    const labels = { model, version, route: scored[0]!.route };
+    const { outputs, failed } = await scoreIsolating(
+      runner,
+      scored.length,
+      (rows) =>
+        matrixOf(
+          rows.map((row) => scored[row]!.item.features),
+          names,
+        ),
+      (why) => this.#metrics.inferenceRetries.inc({ model, version, why }),
+    );
+    this.#metrics.inferenceSeconds.observe(labels, (performance.now() - started) / 1_000);
+    this.#metrics.batchRows.observe(labels, scored.length);
+    for (let row = 0; row < scored.length; row += 1) {
+      const why = failed.get(row);
+      if (why !== undefined) {
+        scored[row]!.rejected = {
+          reason: 'INFERENCE_FAILED',
+          stage: 'infer',
+          message: `${model}/${version}: ${why}`,
+        };
+        continue;
+      }
+      const values: Record<string, number> = {};
+      for (const [name, column] of outputs) values[name] = column[row]!;
+      scored[row]!.outputs = values;
+    }
+    if (failed.size > 0) {
+      this.#log.warn(
+        { model, version, rows: scored.length, failed: failed.size },
+        'rows the model fails on go to the dead-letter topic',
+      );
+    }
+  }
+
+  /** Predictions in event order, one publish; rejected events to the dead-letter topic. */
+  #publish(slots: Slot[], started: number, shadowHold: ReturnType<LiveModels['hold']> | undefined): void {
+    const messages: Message[] = [];
+    const published: Slot[] = [];
+    const rejected: Rejected[] = [];
+    const scoredAt = Date.now();
+    for (const slot of slots) {
+      const { item } = slot;
+      if (slot.outputs !== undefined) {
+        const { name: model, version } = slot.runner.metadata;
+        const prediction: Prediction = {
+          request_id: item.event.request_id,
+          entity_key: item.event.entity_key,
+          model_name: model,
+          model_version: version,
+          route: slot.route,
+          outputs: slot.outputs,
+          event_time: item.event.event_time,
+          scored_at: scoredAt,
+        };
+        const message: Message = { key: item.source.key, value: this.#encoder.encodeNow(prediction) };
+        if (recordBytes(message) <= this.#maxPredictionBytes) {
+          messages.push(message);
+          published.push(slot);
+          continue;
+        }
+        slot.rejected = {
+          reason: 'PREDICTION_TOO_LARGE',
+          stage: 'publish',
+          message: `the prediction would take ${recordBytes(message)} bytes; ${this.#topic} takes ${this.#maxPredictionBytes}`,
+        };
+      }
+      rejected.push({ source: item.source, entry: item.entry, ...slot.rejected! });
+    }
+    this.#deadLetters.send(rejected);
+    if (published.length === 0) {
+      shadowHold?.release();
+      return;
+    }
+    const handedOver = performance.now();
+    this.#metrics.stageSeconds.observe({ stage: 'score' }, (handedOver - started) / 1_000);
+    this.#publisher.publish([{ topic: this.#topic, messages }], () => {
+      this.#metrics.stageSeconds.observe({ stage: 'publish' }, (performance.now() - handedOver) / 1_000);
+      const now = Date.now();
+      const counts = new Map<ModelRunner, Map<Route, number>>();
+      for (const { item, runner, route } of published) {
+        item.entry.done = true;
+        this.#metrics.endToEndSeconds.observe((now - item.event.event_time) / 1_000);
+        const byRoute = counts.get(runner) ?? new Map<Route, number>();
+        byRoute.set(route, (byRoute.get(route) ?? 0) + 1);
+        counts.set(runner, byRoute);
+      }
+      for (const [runner, byRoute] of counts) {
+        for (const [route, rows] of byRoute) {
+          this.#metrics.predictionsPublished.inc(
+            { model: runner.metadata.name, version: runner.metadata.version, route },
+            rows,
+          );
+        }
+      }
+      this.#capacity.release(published.length);
+      this.#metrics.pendingEvents.set(this.#capacity.pending);
+      this.#acknowledged();
+    });
+    if (shadowHold !== undefined) {
+      const work: ShadowWork = {
+        hold: shadowHold,
+        events: published.map((slot) => slot.item.event),
+        features: published.map((slot) => slot.item.features),
+        keys: published.map((slot) => slot.item.source.key),
+        served: published.map((slot) => ({
+          version: slot.runner.metadata.version,
+          route: slot.route,
+          outputs: slot.outputs!,
+        })),
+      };
+      this.#shadows.offer(work);
+    }
+  }
+}
