@@ -15,7 +15,7 @@ export class StaticSchemas implements SchemaSource {
     this.#types = new Map(
       Object.entries(schemas).map(([id, schema]): [number, avro.Type] => [
         Number(id),
-        avro.Type.isType(schema) ? schema : avro.Type.forSchema(schema),
+        schema instanceof avro.Type ? schema : avro.Type.forSchema(schema),
       ]),
     );
   }
