@@ -242,6 +242,15 @@ export async function registerValueSchema(
     throw error;
   }
   const id = (answer.body as { id?: unknown } | undefined)?.id;
+  if (answer.status === 409 || answer.status === 422) {
+    // The subject's compatibility rule (or the schema itself) refuses it: nothing a retry changes.
+    const failure = registry.failure(answer, what);
+    throw new StreamscoreError(
+      'SCHEMA_INVALID',
+      `${what}: the registry refuses it as ${answer.status === 409 ? 'incompatible with the versions before it' : 'invalid'}: ${failure.message}`,
+      { context: { topic, status: answer.status } },
+    );
+  }
   if (answer.status >= 300 || typeof id !== 'number') {
     throw answer.status >= 300
       ? registry.failure(answer, what)

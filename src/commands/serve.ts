@@ -1,6 +1,7 @@
 import type { Config } from '../config/options.js';
 import { StreamscoreError } from '../errors.js';
 import { assertProviderAvailable, type ExecutionProvider } from '../inference/runner.js';
+import { createKafka } from '../kafka/client.js';
 import { openProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError, type Routing } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
@@ -79,7 +80,8 @@ export async function serve(config: Config): Promise<number> {
     }
     const active = new ServePipeline({
       settings: config,
-      kafka: connected.kafka,
+      // The consumer's own client, which waits out a broker outage instead of giving up.
+      kafka: createKafka(config, logger, { patient: true }),
       schemas: connected.schemas,
       predictionSchemaId: connected.schemaIds.get(config.predictionsTopic)!,
       shadowSchemaId: connected.schemaIds.get(config.shadowTopic)!,

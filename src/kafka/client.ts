@@ -10,6 +10,7 @@ import kafkajs, {
 import type { Config } from '../config/options.js';
 import { StreamscoreError, describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
+import { kafkaLogCreator, type ConnectionTrouble } from './client-log.js';
 
 const KAFKA_SETTING_KEYS = [
   'kafkaBrokers',
@@ -28,9 +29,25 @@ export function kafkaSettings(config: KafkaSettings): KafkaSettings {
   return Object.fromEntries(KAFKA_SETTING_KEYS.map((key) => [key, config[key]])) as KafkaSettings;
 }
 
-/** kafkajs logs through pino; its INFO chatter (joins, commits) goes to debug. */
-export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
-  const log = logger.child({ component: 'kafkajs' });
+const troubles = new WeakMap<Kafka, ConnectionTrouble>();
+
+/**
+ * A kafkajs client with streamscore's logging (client-log.ts) and short waits between retries: a
+ * consumer that crashed while a broker was away restarts after the last wait it reached, so a 30 s
+ * ceiling (kafkajs's default) would keep scoring stopped long after the broker is back.
+ */
+export function createKafka(
+  settings: KafkaSettings,
+  logger: Logger,
+  options: {
+    /**
+     * Never give up reconnecting (for a long-lived consumer). kafkajs's consumer gives up after its
+     * client's connection retries run out, restarts, and rejoins its group as a new member, which
+     * makes the group wait a whole session timeout for the old one before anyone consumes again.
+     */
+    patient?: boolean;
+  } = {},
+): Kafka {
   let sasl: SASLOptions | undefined;
   if (settings.kafkaSaslMechanism !== 'none') {
     sasl = {
@@ -39,22 +56,28 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
       password: settings.kafkaSaslPassword,
     } as SASLOptions;
   }
-  return new Kafka({
+  const trouble: ConnectionTrouble = { last: undefined };
+  const kafka = new Kafka({
     clientId: settings.kafkaClientId,
     brokers: [...settings.kafkaBrokers],
     ssl: settings.kafkaSsl,
     ...(sasl ? { sasl } : {}),
     connectionTimeout: Math.min(settings.kafkaConnectTimeoutMs, 10_000),
+    retry: {
+      initialRetryTime: 100,
+      maxRetryTime: 1_000,
+      retries: options.patient === true ? Number.MAX_SAFE_INTEGER : 10,
+    },
     logLevel: logLevel.INFO,
-    logCreator:
-      () =>
-      ({ level, log: entry }) => {
-        const { message, ...rest } = entry;
-        if (level === logLevel.ERROR) log.error(rest, message);
-        else if (level === logLevel.WARN) log.warn(rest, message);
-        else log.debug(rest, message);
-      },
+    logCreator: kafkaLogCreator(logger, trouble),
   });
+  troubles.set(kafka, trouble);
+  return kafka;
+}
+
+/** The last connection failure kafkajs logged for this client, if any. */
+export function lastConnectionTrouble(kafka: Kafka): string | undefined {
+  return troubles.get(kafka)?.last;
 }
 
 /** The kafkajs producer serve writes with: existing topics only, the Java client's key hashing. */
@@ -87,14 +110,33 @@ export async function connectAdmin(kafka: Kafka, settings: KafkaSettings): Promi
     return admin;
   } catch (error) {
     await admin.disconnect().catch(() => undefined);
+    const trouble = lastConnectionTrouble(kafka);
     throw new StreamscoreError(
       'KAFKA_UNAVAILABLE',
-      `Cannot reach Kafka at ${settings.kafkaBrokers.join(',')} (KAFKA_BROKERS): ${describeError(error)}`,
+      `Cannot reach Kafka at ${settings.kafkaBrokers.join(',')} (KAFKA_BROKERS): ${describeKafkaError(error)}${
+        trouble !== undefined && !describeKafkaError(error).includes(trouble) ? ` (last: ${trouble})` : ''
+      }`,
       { cause: error, retriable: true },
     );
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** An error's message, with the innermost cause kafkajs wrapped it around and that cause's code. */
+export function describeKafkaError(error: unknown): string {
+  let inner: unknown = error;
+  for (let depth = 0; depth < 5; depth += 1) {
+    const next =
+      (inner as { cause?: unknown; originalError?: unknown } | null)?.originalError ??
+      (inner as { cause?: unknown } | null)?.cause;
+    if (next === undefined || next === null) break;
+    inner = next;
+  }
+  const code = (inner as { code?: unknown } | null)?.code;
+  const outer = describeError(error);
+  const detail = inner === error ? '' : `: ${describeError(inner)}`;
+  return `${outer}${detail}${typeof code === 'string' && !`${outer}${detail}`.includes(code) ? ` (${code})` : ''}`;
 }
 
 /** Creates the topics that do not exist yet; existing ones are left as they are. */

@@ -18,6 +18,8 @@ export class Committer {
   #running: Promise<void> | undefined;
   #lastAt = 0;
   #closed = false;
+  /** A commit failed and none succeeded since: further failures are not logged again. */
+  #failing = false;
 
   constructor(options: {
     ledger: OffsetLedger;
@@ -78,12 +80,19 @@ export class Committer {
         await this.#commit(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
         this.#ledger.markCommitted(offsets);
         this.#onResult(true);
+        if (this.#failing) {
+          this.#failing = false;
+          this.#logger.info({ partitions: offsets.length }, 'offset commits succeed again');
+        }
       } catch (error) {
         this.#onResult(false);
-        this.#logger.warn(
-          { err: error, partitions: offsets.length },
-          'offset commit failed; the next commit will cover it',
-        );
+        if (!this.#failing) {
+          this.#failing = true;
+          this.#logger.warn(
+            { err: error, partitions: offsets.length },
+            'offset commit failed; later commits cover it (said once until one succeeds)',
+          );
+        }
       }
     })();
     this.#running = attempt;

@@ -101,9 +101,10 @@ export class KafkaIntake {
       // holding ~1,000 fraud events a partition per fetch.
       maxBytesPerPartition: 262_144,
       maxBytes: 4_194_304,
-      // Short waits between tries, so scoring resumes soon after a broker comes back: kafkajs
-      // restarts a crashed consumer after the last wait it reached (up to 30 s by default).
-      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1_000 },
+      // A broker outage is waited out by retrying, at most a second apart, for as long as it lasts:
+      // a consumer that crashed and restarted would rejoin as a new member, and the group would
+      // then wait a whole session timeout for the old one before anyone consumes again.
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1_000 },
     });
     this.#committer = new Committer({
       ledger: this.#ledger,

@@ -22,6 +22,7 @@ import type { SchemaSource } from '../codec/schemas.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
 import { KafkaIntake, heartbeatIntervalMs } from '../kafka/intake.js';
+import { lastConnectionTrouble } from '../kafka/client.js';
 import type { BatchProducer } from '../kafka/producer-thread.js';
 import { MAX_REQUEST_BYTES, OrderedPublisher } from '../kafka/publisher.js';
 import type { LiveModels, Routing } from '../models/live.js';
@@ -53,6 +54,7 @@ export type ServeSettings = Pick<
 
 export interface ServeDeps {
   settings: ServeSettings;
+  /** The client of the consumer (see createKafka's `patient`). */
   kafka: Kafka;
   schemas: SchemaSource;
   predictionSchemaId: number;
@@ -270,9 +272,11 @@ export class ServePipeline {
 
   #checkContact(): void {
     if (this.#intake.joined && Date.now() - this.#lastContact > this.#silenceMs) {
+      const trouble = lastConnectionTrouble(this.#deps.kafka);
+      const detail = trouble === undefined ? '' : ` (last: ${trouble})`;
       this.health.stall(
         'broker',
-        new Error(`no answer from the group coordinator or a fetch for ${this.#silenceMs} ms`),
+        new Error(`no fetch or heartbeat answered for ${this.#silenceMs} ms${detail}`),
       );
     }
   }
