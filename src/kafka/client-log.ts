@@ -56,7 +56,7 @@ const ROUTINE = ['The group is rebalancing', 'The coordinator is not aware of th
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 
-export function levelOf(level: number, message: string, entry: Record<string, unknown>): Level {
+export function levelOf(level: logLevel, message: string, entry: Record<string, unknown>): Level {
   if (level > logLevel.WARN) return 'debug';
   if (ROUTINE.some((prefix) => message.startsWith(prefix))) return 'info';
   if (RETRIED.some((prefix) => message.startsWith(prefix))) return 'debug';
