@@ -1,8 +1,14 @@
-"""Writes test/fixtures/models/fraud/9: a model that passes streamscore's load-time checks but
-fails at run time, for the test that a failing shadow never disturbs the predictions topic.
+"""Writes the model fixtures under test/fixtures/models/fraud, each a model that passes streamscore's
+load-time checks (signature, a finite warm-up on zeros) but misbehaves at run time:
 
-Its graph reshapes the [N, 8] input to a fixed [2, 8], so the 2-row warm-up succeeds and every
-batch of another size raises inside ONNX Runtime. Run: training/.venv/bin/python training/make_test_fixtures.py
+  9  fails on every batch that is not exactly 2 rows: its graph reshapes the [N, 8] input to a
+     fixed [2, 8]. A version that fails as a whole (a shadow that fails, a primary that stalls).
+  7  fails on the rows whose hour_of_day is not in 0..23: the hour indexes a 24-entry table, and
+     ONNX Runtime refuses an index out of range. A model that fails on some rows' data.
+  6  scores +Inf for every row whose amount is not 0 (the amount is multiplied by 1e38 twice).
+     A model whose outputs are not finite on real rows.
+
+Run: training/.venv/bin/python training/make_test_fixtures.py
 """
 import hashlib
 import json
@@ -14,25 +20,73 @@ from onnx import TensorProto, helper, numpy_helper
 
 FEATURES = ["amount", "account_age_days", "tx_count_24h", "distance_from_home_km",
             "merchant_risk", "hour_of_day", "is_foreign", "card_present"]
-OUT = pathlib.Path(__file__).resolve().parent.parent / "test" / "fixtures" / "models" / "fraud" / "9"
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "test" / "fixtures" / "models" / "fraud"
 
 
-def build() -> onnx.ModelProto:
-    initializers = [
-        numpy_helper.from_array(np.array([2, 8], dtype=np.int64), "fixed_shape"),
-        numpy_helper.from_array(np.zeros((8, 1), dtype=np.float32), "weights"),
-        numpy_helper.from_array(np.ones((1, 1), dtype=np.float32), "one"),
-    ]
-    nodes = [
-        helper.make_node("Reshape", ["features", "fixed_shape"], ["fixed"]),
-        helper.make_node("MatMul", ["fixed", "weights"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["p"]),
+def two_probabilities(nodes, initializers, logit: str):
+    """Appends sigmoid(logit) as the [N, 2] probabilities and their argmax as the label."""
+    initializers.append(numpy_helper.from_array(np.ones((1, 1), dtype=np.float32), "one"))
+    nodes += [
+        helper.make_node("Sigmoid", [logit], ["p"]),
         helper.make_node("Sub", ["one", "p"], ["q"]),
         helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1),
         helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
     ]
+
+
+def fails_unless_two_rows():
+    initializers = [
+        numpy_helper.from_array(np.array([2, 8], dtype=np.int64), "fixed_shape"),
+        numpy_helper.from_array(np.zeros((8, 1), dtype=np.float32), "weights"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["features", "fixed_shape"], ["fixed"]),
+        helper.make_node("MatMul", ["fixed", "weights"], ["logit"]),
+    ]
+    two_probabilities(nodes, initializers, "logit")
+    return nodes, initializers
+
+
+def fails_on_bad_hours():
+    initializers = [
+        numpy_helper.from_array(np.array([5], dtype=np.int64), "hour_column"),
+        numpy_helper.from_array(np.linspace(-2.0, 2.0, 24, dtype=np.float32).reshape(24, 1), "hour_table"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "second_axis"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["features", "hour_column"], ["hour_f"], axis=1),  # [N, 1]
+        helper.make_node("Cast", ["hour_f"], ["hour_i"], to=TensorProto.INT64),
+        helper.make_node("Squeeze", ["hour_i", "second_axis"], ["hour"]),  # [N], also for N = 1
+        # Gather with an index outside [-24, 23] is an error in ONNX Runtime; negative hours below
+        # -24 and hours from 24 up fail, each on its own row's value.
+        helper.make_node("Gather", ["hour_table", "hour"], ["logit"], axis=0),  # [N, 1]
+    ]
+    two_probabilities(nodes, initializers, "logit")
+    return nodes, initializers
+
+
+def infinite_unless_zero_amount():
+    initializers = [
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "amount_column"),
+        numpy_helper.from_array(np.array([[1e38]], dtype=np.float32), "huge"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "second_axis"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["features", "amount_column"], ["amount"], axis=1),  # [N, 1]
+        helper.make_node("Abs", ["amount"], ["size"]),
+        helper.make_node("Mul", ["size", "huge"], ["big"]),
+        helper.make_node("Mul", ["big", "huge"], ["score"]),  # +Inf unless the amount is 0
+        helper.make_node("Cast", ["score"], ["label_f"], to=TensorProto.INT64),
+        helper.make_node("Squeeze", ["label_f", "second_axis"], ["label"]),
+        helper.make_node("Concat", ["score", "score"], ["probabilities"], axis=1),
+    ]
+    return nodes, initializers
+
+
+def build(name, parts):
+    nodes, initializers = parts
     graph = helper.make_graph(
-        nodes, "fails_unless_two_rows",
+        nodes, name,
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 8])],
         [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
          helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
@@ -44,14 +98,15 @@ def build() -> onnx.ModelProto:
     return model
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    data = build().SerializeToString()
-    (OUT / "model.onnx").write_bytes(data)
+def write(version: str, description: str, model) -> None:
+    out = ROOT / version
+    out.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
+    (out / "model.onnx").write_bytes(data)
     metadata = {
         "name": "fraud",
-        "version": "9",
-        "description": "Test fixture: loads and warms up, then fails on every batch that is not exactly 2 rows.",
+        "version": version,
+        "description": description,
         "createdAt": "2025-01-01T00:00:00Z",
         "sha256": hashlib.sha256(data).hexdigest(),
         "inputs": [{"tensor": "features", "dtype": "float32", "features": FEATURES}],
@@ -61,8 +116,17 @@ def main() -> None:
         ],
         "threshold": 0.5,
     }
-    (OUT / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
-    print(f"wrote {OUT}")
+    (out / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    write("9", "Test fixture: loads and warms up, then fails on every batch that is not exactly 2 rows.",
+          build("fails_unless_two_rows", fails_unless_two_rows()))
+    write("7", "Test fixture: fails on rows whose hour_of_day is outside 0..23 (an index out of range).",
+          build("fails_on_bad_hours", fails_on_bad_hours()))
+    write("6", "Test fixture: scores +Inf for every row whose amount is not 0.",
+          build("infinite_unless_zero_amount", infinite_unless_zero_amount()))
 
 
 if __name__ == "__main__":
