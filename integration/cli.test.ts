@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { BROKERS, REGISTRY_URL, ServeProcess, createTopics, type TestTopics } from './harness.js';
+import { createServer } from 'node:net';
+import {
+  BROKERS,
+  REGISTRY_URL,
+  ServeProcess,
+  createTopics,
+  sleep,
+  waitFor,
+  type TestTopics,
+} from './harness.js';
 
 function run(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -81,7 +90,79 @@ describe('streamscore CLI', () => {
       STREAMSCORE_SHADOW_TOPIC: topics.shadow,
     });
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /REGISTRY_UNAVAILABLE .*Cannot register the schema for subject/);
+    assert.match(
+      result.stderr,
+      /REGISTRY_UNAVAILABLE .*Cannot register the schema for subject .*the registry cannot be reached: .*ECONNREFUSED/,
+    );
+    assert.doesNotMatch(result.stderr, /fetch failed/);
+  });
+
+  it('stops cleanly on SIGTERM while the cluster does not answer at start-up', async () => {
+    const child = spawn(process.execPath, ['dist/src/cli.js', 'serve', '--metrics-port', '0'], {
+      env: {
+        PATH: process.env.PATH,
+        KAFKA_BROKERS: '127.0.0.1:1',
+        KAFKA_CONNECT_TIMEOUT_MS: '60000',
+      },
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor('serve to be connecting', () => /metrics on/.test(stdout), 20_000);
+    await sleep(500);
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stdout);
+    assert.ok(Date.now() - signalled < 5_000, 'exits at once, without waiting for the connect timeout');
+    assert.match(stdout, /"msg":"shutting down"/);
+  });
+
+  it('stops cleanly on SIGTERM before its group is joined', async () => {
+    // A member already in the group makes the next join wait for a rebalance (up to a heartbeat).
+    const member = ServeProcess.start(topics);
+    let joining: ServeProcess | undefined;
+    try {
+      await member.ready();
+      joining = ServeProcess.start(topics);
+      const started = joining;
+      await waitFor('the second replica to reach Kafka', () =>
+        started.lines.some((line) => /metrics on/.test(String(line.msg))),
+      );
+      await sleep(300);
+      const joinedAlready = joining.lines.some((line) => line.msg === 'joined consumer group');
+      joining.child.kill('SIGTERM');
+      const exit = await joining.exited;
+      assert.deepEqual(exit, { code: 0, signal: null }, joining.output());
+      assert.equal(
+        joinedAlready,
+        false,
+        'the signal must come before the join for this test to mean anything',
+      );
+      assert.ok(
+        joining.lines.every((line) => Number(line.level) < 50),
+        joining.output(),
+      );
+    } finally {
+      await member.stop('SIGKILL');
+      await joining?.stop('SIGKILL');
+    }
+  });
+
+  it('names what failed: a missing CUDA provider, a busy metrics port', async () => {
+    const cuda = await run(['serve', '--execution-provider', 'cuda']);
+    assert.equal(cuda.code, 1);
+    assert.match(cuda.stderr, /EXECUTION_PROVIDER_UNAVAILABLE .*"cuda" is not installed/);
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const result = await run(['serve', '--metrics-port', String(port), '--metrics-host', '127.0.0.1']);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /METRICS_PORT_UNAVAILABLE .*the port is in use/);
+      assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      busy.close();
+    }
   });
 
   it('refuses a missing model, a bad setting and an unknown flag, naming what is allowed', async () => {

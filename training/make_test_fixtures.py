@@ -7,6 +7,8 @@ load-time checks (signature, a finite warm-up on zeros) but misbehaves at run ti
      ONNX Runtime refuses an index out of range. A model that fails on some rows' data.
   6  scores +Inf for every row whose amount is not 0 (the amount is multiplied by 1e38 twice).
      A model whose outputs are not finite on real rows.
+  5  a working logistic model over seven of the eight features (no card_present), so a switch
+     between it and the eight-feature versions changes the features events must carry.
 
 Run: training/.venv/bin/python training/make_test_fixtures.py
 """
@@ -83,11 +85,22 @@ def infinite_unless_zero_amount():
     return nodes, initializers
 
 
-def build(name, parts):
+def seven_features():
+    weights = np.array([[0.002], [-0.001], [0.05], [0.003], [1.5], [0.01], [0.8]], dtype=np.float32)
+    initializers = [numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(np.array([[-2.0]], dtype=np.float32), "bias")]
+    nodes = [
+        helper.make_node("MatMul", ["features", "weights"], ["product"]),
+        helper.make_node("Add", ["product", "bias"], ["logit"]),
+    ]
+    two_probabilities(nodes, initializers, "logit")
+    return nodes, initializers
+
+
+def build(name, parts, width=8):
     nodes, initializers = parts
     graph = helper.make_graph(
         nodes, name,
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", width])],
         [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
          helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
         initializers,
@@ -98,7 +111,7 @@ def build(name, parts):
     return model
 
 
-def write(version: str, description: str, model) -> None:
+def write(version: str, description: str, model, features=FEATURES) -> None:
     out = ROOT / version
     out.mkdir(parents=True, exist_ok=True)
     data = model.SerializeToString()
@@ -109,7 +122,7 @@ def write(version: str, description: str, model) -> None:
         "description": description,
         "createdAt": "2025-01-01T00:00:00Z",
         "sha256": hashlib.sha256(data).hexdigest(),
-        "inputs": [{"tensor": "features", "dtype": "float32", "features": FEATURES}],
+        "inputs": [{"tensor": "features", "dtype": "float32", "features": features}],
         "outputs": [
             {"name": "score", "tensor": "probabilities", "column": 1, "dtype": "float32"},
             {"name": "label", "tensor": "label", "column": None, "dtype": "int64"},
@@ -127,6 +140,8 @@ def main() -> None:
           build("fails_on_bad_hours", fails_on_bad_hours()))
     write("6", "Test fixture: scores +Inf for every row whose amount is not 0.",
           build("infinite_unless_zero_amount", infinite_unless_zero_amount()))
+    write("5", "Test fixture: a working logistic model over seven features (no card_present).",
+          build("seven_features", seven_features(), width=7), features=FEATURES[:7])
 
 
 if __name__ == "__main__":

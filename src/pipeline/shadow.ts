@@ -35,7 +35,8 @@ export class ShadowScorer {
   readonly #log: Logger;
   readonly #metrics: ServeMetrics;
   readonly #queue: ShadowWork[] = [];
-  #loop: Promise<void> | undefined;
+  #loop: Promise<void> = Promise.resolve();
+  #draining = false;
   /** Sends run one after another on their own chain, so scoring the next batch does not wait for acks. */
   #sends: Promise<void> = Promise.resolve();
   #sendsPending = 0;
@@ -66,17 +67,29 @@ export class ShadowScorer {
       return;
     }
     this.#queue.push(work);
-    this.#loop ??= this.#drain().finally(() => (this.#loop = undefined));
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#loop = this.#drain();
+    }
   }
 
   /** Waits for queued work and its sends to finish (for shutdown). */
   async idle(): Promise<void> {
-    while (this.#loop !== undefined) await this.#loop;
+    while (this.#draining) await this.#loop;
     await this.#sends;
   }
 
+  /**
+   * Scores queued work until the queue is empty. It stops draining in the same synchronous step
+   * that finds the queue empty, so work offered at any later moment starts a new drain.
+   */
   async #drain(): Promise<void> {
-    for (let work = this.#queue.shift(); work !== undefined; work = this.#queue.shift()) {
+    for (;;) {
+      const work = this.#queue.shift();
+      if (work === undefined) {
+        this.#draining = false;
+        return;
+      }
       try {
         const messages: Message[] = [];
         const counts: [ModelRunner, number][] = [];
@@ -86,6 +99,9 @@ export class ShadowScorer {
           if (produced.length > 0) counts.push([runner, produced.length]);
         }
         if (messages.length > 0) await this.#enqueueSend(messages, counts);
+      } catch (error) {
+        // Best effort: what fails here is dropped (counted), and the next work goes on.
+        for (const runner of work.hold.routing.shadows) this.#drop(runner, 'failed', work.events.length, error);
       } finally {
         work.hold.release();
       }

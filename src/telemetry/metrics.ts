@@ -139,7 +139,7 @@ export function createServeMetrics(registry: Registry) {
     }),
     shadowDropped: new Counter({
       name: 'streamscore_shadow_dropped_total',
-      help: 'Shadow records not written, by reason (queue_full, inference_failed, missing_feature, non_finite_output, publish_failed).',
+      help: 'Shadow records not written, by reason (queue_full, inference_failed, missing_feature, non_finite_output, publish_failed, failed).',
       labelNames: ['model', 'version', 'reason'] as const,
       registers,
     }),
