@@ -379,10 +379,9 @@ describe('ShadowScorer', () => {
     const { producer, scorer } = setup();
     const second = holdOn(v2, [v1]);
     const first = holdOn(v2, [v1]);
-    const release = first.release;
     // The caller offers the next batch in a promise continuation that happens to run as the loop ends.
     first.release = () => {
-      release();
+      first.releases += 1;
       queueMicrotask(() => scorer.offer(work(second, 2, 'next')));
     };
     scorer.offer(work(first, 2, 'first'));
