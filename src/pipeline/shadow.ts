@@ -101,7 +101,8 @@ export class ShadowScorer {
         if (messages.length > 0) await this.#enqueueSend(messages, counts);
       } catch (error) {
         // Best effort: what fails here is dropped (counted), and the next work goes on.
-        for (const runner of work.hold.routing.shadows) this.#drop(runner, 'failed', work.events.length, error);
+        for (const runner of work.hold.routing.shadows)
+          this.#drop(runner, 'failed', work.events.length, error);
       } finally {
         work.hold.release();
       }
