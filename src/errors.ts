@@ -1,6 +1,6 @@
 /**
  * Every error streamscore raises carries a stable code from this list. Operators grep logs and
- * alert on codes, so a code, once published, keeps its meaning. README.md documents each one
+ * alert on codes, so a code, once published, keeps its meaning. docs/reference.md documents each one
  * (a unit test checks that it does).
  */
 export const ErrorCodes = {

@@ -1,7 +1,7 @@
 /**
  * The one list of settings. Each is read, in increasing precedence, from its default, the JSON
  * config file (`--config`, camelCase keys), the environment (the `env` name) and the command line
- * (`--kebab-case`). README.md's configuration table is checked against this list by a unit test.
+ * (`--kebab-case`). docs/reference.md's settings table is checked against this list by a unit test.
  */
 export type OptionKind = 'string' | 'integer' | 'number' | 'boolean' | 'list';
 
@@ -272,7 +272,7 @@ export const OPTIONS = {
     env: 'STREAMSCORE_EXECUTION_PROVIDER',
     default: 'cpu',
     choices: ['cpu', 'cuda'],
-    description: 'ONNX Runtime execution provider; cuda needs the CUDA binaries (see README).',
+    description: 'ONNX Runtime execution provider; cuda needs the CUDA binaries (docs/operations.md, GPU).',
   },
   commitIntervalMs: {
     kind: 'integer',

@@ -9,7 +9,7 @@
  * only bin counts, on which chi-square is the natural test; it uses exactly the bins PSI uses, is
  * two-sample (the reference's 50,000 rows are a sample too), and its p-value shrinks with the
  * window size where PSI's noise does not. Wasserstein distance has no p-value and its scale is
- * each feature's own. README.md ("Drift") has the full argument and the measured error rates.
+ * each feature's own. docs/drift.md has the full argument and the measured error rates.
  */
 
 /**

@@ -32,7 +32,7 @@ export interface WindowLimits {
  * 2,000 events: large enough that PSI's sampling noise (about 0.005) is far below the 0.1 warning,
  * small enough to see a shift within seconds at serving rates. Five minutes: a version that gets
  * 2 events a second still fills a window of about 600, above the ~500 below which the false-alarm
- * rate climbs towards the test's family-wise level (README.md, "Drift").
+ * rate climbs towards the test's family-wise level (docs/drift.md).
  */
 export const DEFAULT_WINDOW_LIMITS: Readonly<WindowLimits> = Object.freeze({
   maxEvents: 2_000,

@@ -251,7 +251,7 @@ function columnOf(tensor: TensorResult, column: number | null, rows: number): Fl
 
 /**
  * CPU is always there. CUDA needs the provider libraries next to the binding, which npm installs
- * only when asked (see README: GPU). Failing here gives one clear message instead of a native
+ * only when asked (docs/operations.md, GPU). Failing here gives one clear message instead of a native
  * loader error deep inside session creation.
  */
 export function assertProviderAvailable(provider: ExecutionProvider): void {

@@ -32,11 +32,15 @@ export class PipelineHealth {
     for (const reason of Object.keys(STALLS) as Stall[]) metrics.stalled.set({ reason }, 0);
   }
 
-  stall(reason: Stall, cause?: unknown): void {
+  /**
+   * `level` error is for a stall that needs a person (a broker refusing writes); the others pass
+   * by themselves and are warnings.
+   */
+  stall(reason: Stall, cause?: unknown, level: 'warn' | 'error' = 'warn'): void {
     if (this.#since.has(reason)) return;
     this.#since.set(reason, Date.now());
     this.#metrics.stalled.set({ reason }, 1);
-    this.#log.warn(
+    this.#log[level](
       { stall: reason, ...(cause === undefined ? {} : { err: cause }) },
       `stalled (${reason}): ${STALLS[reason]}${cause === undefined ? '' : `: ${describeError(cause)}`}; records wait, none is dead-lettered for it`,
     );

@@ -110,7 +110,7 @@ export class ServePipeline {
       deps.producer,
       log,
       {
-        stalled: (error) => this.health.stall('publish', error),
+        stalled: (error, refused) => this.health.stall('publish', error, refused ? 'error' : 'warn'),
         recovered: () => this.health.recover('publish'),
         fatal: (error) => this.#fail(error),
       },
