@@ -81,7 +81,8 @@ export function kafkaLogCreator(logger: Logger, trouble: ConnectionTrouble) {
   return () =>
     ({ level, log: entry }: LogEntry): void => {
       const { message, ...rest } = entry;
-      if (RETRIED.some((prefix) => message.startsWith(prefix))) trouble.last = message;
+      if (message.startsWith('Connection error') || message.startsWith('Connection timeout'))
+        trouble.last = message;
       log[levelOf(level, message, rest)](rest, message);
     };
 }

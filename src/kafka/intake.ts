@@ -162,7 +162,11 @@ export class KafkaIntake {
   /** Stops fetching and waits for the fetch handlers to return; records not taken stay unread. */
   async pause(): Promise<void> {
     this.#stopping = true;
-    this.#consumer.pause([{ topic: this.#settings.topic }]);
+    try {
+      this.#consumer.pause([{ topic: this.#settings.topic }]);
+    } catch {
+      // Not running yet (stopped during start-up): there is nothing to pause.
+    }
     this.#capacity.close();
     await Promise.all(this.#handlers);
   }

@@ -237,6 +237,9 @@ export class ServePipeline {
       await this.#intake.pause();
       this.#batcher.close();
       await this.#scoring.stop();
+      // A broker refusing or not taking writes will not take these either: they stay uncommitted
+      // and are read again, rather than holding shutdown until its timeout.
+      if (this.health.isStalled('publish')) this.#publisher.stop();
       await this.#publisher.idle();
       await this.#shadows.idle();
       await this.#intake.close(this.health.healthy());
