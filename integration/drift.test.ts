@@ -2,18 +2,24 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import avro from 'avsc';
 import type { ShadowPrediction } from '../src/codec/predictions.js';
+import { readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
 import type { DriftReport } from '../src/drift/report.js';
 import {
   ServeProcess,
   collect,
+  connectProducer,
   createTopics,
   decodeAll,
   fraudEvents,
   kafka,
   metricValue,
   produceEvents,
+  registryClient,
+  sleep,
   uniqueName,
   waitFor,
   type TestTopics,
@@ -22,6 +28,18 @@ import {
 const WINDOW = 500;
 const STATIONARY = 50_000; // 100 windows
 const SHIFTED = 5_000; // 10 windows with merchant_risk + 0.5 sigma
+
+/** An Avro long written by hand (zigzag varint): avsc refuses to write one beyond 2^53. */
+function avroLong(value: bigint): Buffer {
+  let zigzag = value >= 0n ? value << 1n : (-value << 1n) - 1n;
+  const bytes: number[] = [];
+  while (zigzag >= 0x80n) {
+    bytes.push(Number((zigzag & 0x7fn) | 0x80n));
+    zigzag >>= 7n;
+  }
+  bytes.push(Number(zigzag));
+  return Buffer.from(bytes);
+}
 
 describe('drift monitor on real topics', () => {
   let topics: TestTopics & { remove(): Promise<void> };
@@ -192,5 +210,136 @@ describe('drift monitor on real topics', () => {
       `# drift test: ${falseAlarms.length}/100 stationary windows flagged; shift flagged after ${firstFlag} windows; ` +
         `v2 agreement ${(agreed / compared).toFixed(4)} (offline ${(offlineAgreed / fromV2.length).toFixed(4)})\n`,
     );
+  });
+
+  it('counts a request whose unused field holds a long beyond 2^53, which serve scores', async () => {
+    const own = await createTopics('drift-wide', 1);
+    const reportTopic = `${own.requests}.drift`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: reportTopic, numPartitions: 1 }] });
+    await admin.disconnect();
+    try {
+      // The writer's schema: FeatureEvent and one more field, last, which nobody reads.
+      const featureSchema = await readSchemaFile('feature-event.avsc');
+      const wideSchema = {
+        ...featureSchema,
+        fields: [...(featureSchema.fields as object[]), { name: 'trace', type: 'long', default: 0 }],
+      };
+      const schemaId = await registerValueSchema(registryClient, own.requests, wideSchema);
+      const [event] = fraudEvents(1, { seed: 41, runId: 'wide' });
+      const header = Buffer.alloc(5);
+      header.writeInt32BE(schemaId, 1);
+      const fields = avro.Type.forSchema(featureSchema as avro.Schema).toBuffer({
+        ...event!,
+        event_time: Date.now(),
+      });
+      const value = Buffer.concat([header, fields, avroLong(2n ** 60n + 1n)]);
+      // Valid Avro of the registered schema: a reader of every field sees the long (and avsc refuses it).
+      assert.throws(() => avro.Type.forSchema(wideSchema as avro.Schema).fromBuffer(value.subarray(5)));
+      const producer = await connectProducer();
+      await producer.send({ topic: own.requests, messages: [{ key: event!.entity_key, value }] });
+      await producer.disconnect();
+
+      const serve = ServeProcess.start(own, {
+        STREAMSCORE_MODELS_DIR: models,
+        STREAMSCORE_MODEL_VERSION: '1',
+      });
+      const drift = ServeProcess.start(
+        own,
+        {
+          STREAMSCORE_MODELS_DIR: models,
+          STREAMSCORE_DRIFT_TOPIC: reportTopic,
+          STREAMSCORE_DRIFT_GROUP_ID: uniqueName('drift-wide'),
+        },
+        'drift',
+      );
+      processes.push(serve, drift);
+      await Promise.all([serve.ready(), drift.ready()]);
+      await waitFor(
+        'serve to score the event',
+        async () => metricValue(await serve.metrics(), 'streamscore_predictions_published_total') === 1,
+        60_000,
+      );
+      await waitFor(
+        'the drift monitor to read the request and its prediction',
+        async () => {
+          const metrics = await drift.metrics();
+          const read = (topic: string) =>
+            metricValue(metrics, 'streamscore_drift_records_read_total', { topic });
+          return read(own.requests) === 1 && read(own.predictions) === 1;
+        },
+        60_000,
+      );
+      assert.equal(metricValue(await drift.metrics(), 'streamscore_drift_records_skipped_total'), 0);
+      assert.equal((await drift.stop('SIGTERM')).code, 0, drift.output());
+      await serve.stop('SIGTERM');
+
+      // The open window, written at shutdown, counted the request's features with its prediction.
+      const reports = await decodeAll<DriftReport>(
+        await collect(reportTopic, { count: 1, timeoutMs: 30_000 }),
+      );
+      assert.equal(reports.length, 1, JSON.stringify(reports));
+      const [report] = reports;
+      assert.equal(report!.model_version, '1');
+      assert.equal(report!.event_count, 1);
+      assert.ok(report!.features.length > 0);
+      for (const feature of report!.features) assert.equal(feature.count, 1, feature.name);
+    } finally {
+      const cleanup = kafka.admin();
+      await cleanup.connect();
+      await cleanup.deleteTopics({ topics: [reportTopic] }).catch(() => undefined);
+      await cleanup.disconnect();
+      await own.remove();
+    }
+  });
+
+  it('stops cleanly on SIGTERM while the cluster does not answer at start-up', async () => {
+    const child = spawn(process.execPath, ['dist/src/cli.js', 'drift'], {
+      env: {
+        PATH: process.env.PATH,
+        KAFKA_BROKERS: '127.0.0.1:1',
+        KAFKA_CONNECT_TIMEOUT_MS: '60000',
+        STREAMSCORE_MODELS_DIR: models,
+        STREAMSCORE_DRIFT_METRICS_PORT: '0',
+      },
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor('drift to be connecting', () => /drift metrics on/.test(stdout), 20_000);
+    await sleep(500);
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stdout);
+    assert.ok(Date.now() - signalled < 5_000, 'exits at once, without waiting for the connect timeout');
+    assert.match(stdout, /"msg":"shutting down"/);
+  });
+
+  it('stops cleanly on SIGTERM before its group is joined', async () => {
+    const env = {
+      STREAMSCORE_MODELS_DIR: models,
+      STREAMSCORE_DRIFT_TOPIC: driftTopic,
+      STREAMSCORE_DRIFT_GROUP_ID: uniqueName('drift-join'),
+    };
+    // A member already in the group makes the next join wait for a rebalance (up to a heartbeat).
+    const member = ServeProcess.start(topics, env, 'drift');
+    processes.push(member);
+    await member.ready();
+    const joining = ServeProcess.start(topics, env, 'drift');
+    processes.push(joining);
+    await waitFor('the second replica to reach Kafka', () =>
+      joining.lines.some((line) => /drift metrics on/.test(String(line.msg))),
+    );
+    await sleep(300);
+    const joinedAlready = joining.lines.some((line) => line.msg === 'drift monitor joined its group');
+    const exit = await joining.stop('SIGTERM');
+    assert.deepEqual(exit, { code: 0, signal: null }, joining.output());
+    assert.equal(joinedAlready, false, 'the signal must come before the join for this test to mean anything');
+    assert.ok(
+      joining.lines.every((line) => Number(line.level) < 50),
+      joining.output(),
+    );
+    assert.equal((await member.stop('SIGTERM')).code, 0, member.output());
   });
 });

@@ -1,0 +1,172 @@
+import { RecordDecoder } from '../codec/records.js';
+import { RequestDecoder, type DecoderLimits, type FeatureEvent } from '../codec/requests.js';
+import type { SchemaSource } from '../codec/schemas.js';
+import type { DriftMonitor } from '../drift/monitor.js';
+import type { DriftReport } from '../drift/report.js';
+import { describeError, isStreamscoreError } from '../errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import { STALLS } from './health.js';
+
+/** The three topics the drift monitor reads. */
+export interface DriftTopics {
+  requests: string;
+  predictions: string;
+  shadow: string;
+}
+
+/** One consumed record on its way into the monitor. */
+export interface DriftRecordContext {
+  readonly topic: string;
+  readonly value: Buffer | null;
+  /** Keeps the group membership alive while reading the record waits (a registry outage). */
+  heartbeat(): Promise<void>;
+  /** False once the record should be given up: stopping, or the partition is no longer ours. */
+  live(): boolean;
+}
+
+type Decoded =
+  { ok: true; event: FeatureEvent } | { ok: true; record: unknown } | { ok: false; message: string };
+
+const REGISTRY_BACKOFF_MS = { first: 200, max: 5_000 };
+const HEARTBEAT_MS = 1_000;
+
+/**
+ * decode -> dispatch, one record at a time, without Kafka: a record becomes input of the monitor,
+ * or a skip counted by the monitor. Requests are read as serve reads them (RequestDecoder: only the
+ * FeatureEvent fields are interpreted, so a field serve ignores cannot make the monitor skip an
+ * event serve scored); predictions and shadow records are read whole (RecordDecoder).
+ *
+ * A registry that does not answer is not the record's fault: the record waits, with heartbeats,
+ * until the registry answers or the record is given up, so that an outage never shows up as skips
+ * (nor as drift, from the windows missing those records). A registry that refuses us (credentials,
+ * TLS) will not change by waiting and goes to onFatal.
+ */
+export class DriftReader {
+  readonly #topics: DriftTopics;
+  readonly #monitor: DriftMonitor;
+  readonly #requests: RequestDecoder;
+  readonly #records: RecordDecoder;
+  readonly #log: Logger;
+  readonly #onFatal: (error: unknown) => void;
+  #stalledSince: number | undefined;
+
+  constructor(options: {
+    topics: DriftTopics;
+    schemas: SchemaSource;
+    limits: DecoderLimits;
+    monitor: DriftMonitor;
+    logger: Logger;
+    onFatal: (error: unknown) => void;
+  }) {
+    this.#topics = options.topics;
+    this.#monitor = options.monitor;
+    // No required features: the monitor reads whichever features each version's profile names.
+    this.#requests = new RequestDecoder(options.schemas, options.limits, []);
+    this.#records = new RecordDecoder(options.schemas, options.limits.maxValueBytes);
+    this.#log = options.logger;
+    this.#onFatal = options.onFatal;
+  }
+
+  /** True while records wait for the schema registry to answer. */
+  get waiting(): boolean {
+    return this.#stalledSince !== undefined;
+  }
+
+  /**
+   * Reads one record into the monitor: the reports of the windows it closed (none for a skipped
+   * record), or undefined when the record was given up unread (stopping, or a fatal registry
+   * failure), so that it is read again by whoever reads the partition next.
+   */
+  async read(context: DriftRecordContext): Promise<DriftReport[] | undefined> {
+    let backoff = REGISTRY_BACKOFF_MS.first;
+    for (;;) {
+      let decoded: Decoded;
+      try {
+        decoded = await this.#decode(context.topic, context.value);
+      } catch (error) {
+        if (isStreamscoreError(error) && error.code === 'REGISTRY_UNAVAILABLE') {
+          if (!error.retriable) {
+            this.#onFatal(error);
+            return undefined;
+          }
+          this.#stall(error);
+          if (!(await wait(context, backoff))) return undefined;
+          backoff = Math.min(backoff * 2, REGISTRY_BACKOFF_MS.max);
+          continue;
+        }
+        // One record the decoders did not expect must not hold up the partition behind it.
+        decoded = {
+          ok: false,
+          message: `${error instanceof Error ? error.name : 'error'}: ${describeError(error)}`,
+        };
+      }
+      this.#recover();
+      return this.#dispatch(context.topic, decoded);
+    }
+  }
+
+  async #decode(topic: string, value: Buffer | null): Promise<Decoded> {
+    if (topic === this.#topics.requests) {
+      const result = await this.#requests.decode(value);
+      return result.ok ? { ok: true, event: result.event } : { ok: false, message: result.message };
+    }
+    const result = await this.#records.decode(value);
+    return result.ok ? { ok: true, record: result.record } : { ok: false, message: result.message };
+  }
+
+  /** Hands one decoded record to the monitor by the topic it came from. */
+  #dispatch(topic: string, decoded: Decoded): DriftReport[] {
+    const monitor = this.#monitor;
+    if (!decoded.ok) return this.#skip(`${topic}: ${decoded.message}`);
+    if ('event' in decoded) return monitor.onRequest(decoded.event);
+    const { record } = decoded;
+    const fields = typeof record === 'object' && record !== null ? (record as Record<string, unknown>) : {};
+    if (typeof fields.request_id !== 'string') {
+      return this.#skip(`${topic}: not a streamscore record (no request_id)`);
+    }
+    const prediction = typeof fields.model_version === 'string' && typeof fields.outputs === 'object';
+    if (topic === this.#topics.predictions && prediction) {
+      return monitor.onPrediction(record as Parameters<DriftMonitor['onPrediction']>[0]);
+    }
+    if (topic === this.#topics.shadow && prediction && typeof fields.served_version === 'string') {
+      return monitor.onShadow(record as Parameters<DriftMonitor['onShadow']>[0]);
+    }
+    return this.#skip(`${topic}: not a Prediction or ShadowPrediction record`);
+  }
+
+  #skip(message: string): DriftReport[] {
+    this.#monitor.recordSkip('UNDECODABLE', { message });
+    return [];
+  }
+
+  #stall(cause: unknown): void {
+    if (this.#stalledSince !== undefined) return;
+    this.#stalledSince = Date.now();
+    this.#log.warn(
+      { stall: 'registry', err: cause },
+      `stalled (registry): ${STALLS.registry}: ${describeError(cause)}; records wait, none is skipped for it`,
+    );
+  }
+
+  #recover(): void {
+    const since = this.#stalledSince;
+    if (since === undefined) return;
+    this.#stalledSince = undefined;
+    this.#log.info({ stall: 'registry', seconds: (Date.now() - since) / 1_000 }, 'recovered (registry)');
+  }
+}
+
+/** Waits `ms` with heartbeats; false when the record should be given up meanwhile. */
+async function wait(context: DriftRecordContext, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    await sleep(Math.min(HEARTBEAT_MS, until - Date.now()));
+    if (!context.live()) return false;
+    await context.heartbeat().catch(() => undefined);
+  }
+  return context.live();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
