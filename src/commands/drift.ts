@@ -13,6 +13,7 @@ import { DriftPipeline } from '../pipeline/drift.js';
 import { startTelemetryServer } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry } from '../telemetry/metrics.js';
+import { createKafka } from '../kafka/client.js';
 import { connect } from './connect.js';
 import { Shutdown } from './shutdown.js';
 
@@ -60,7 +61,9 @@ export async function drift(config: Config): Promise<number> {
     }
     const active = new DriftPipeline({
       settings: config,
-      kafka: connected.kafka,
+      // A client that waits out a broker outage, as serve's consumer does, rather than restarting
+      // and rejoining its group as a new member.
+      kafka: createKafka(config, logger, { patient: true }),
       schemas: connected.schemas,
       monitor,
       metrics,

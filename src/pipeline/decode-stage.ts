@@ -119,7 +119,11 @@ export class DecodeStage {
             return false;
           }
           this.#health.stall('registry', error);
-          if (!(await this.#wait(context, backoff))) return false;
+          if (!(await this.#wait(context, backoff))) {
+            // Given up (stopping, or the partition moved): whoever reads it next waits instead.
+            this.#health.clear('registry', 'the record waiting for it was given up');
+            return false;
+          }
           backoff = Math.min(backoff * 2, REGISTRY_BACKOFF_MS.max);
           continue;
         }

@@ -54,6 +54,18 @@ export class PipelineHealth {
     this.#log.info({ stall: reason, seconds: (Date.now() - since) / 1_000 }, `recovered (${reason})`);
   }
 
+  /** Nothing waits on the cause any more, though it may not have passed (say why). */
+  clear(reason: Stall, why: string): void {
+    const since = this.#since.get(reason);
+    if (since === undefined) return;
+    this.#since.delete(reason);
+    this.#metrics.stalled.set({ reason }, 0);
+    this.#log.info(
+      { stall: reason, seconds: (Date.now() - since) / 1_000 },
+      `no longer waiting (${reason}): ${why}`,
+    );
+  }
+
   isStalled(reason: Stall): boolean {
     return this.#since.has(reason);
   }
