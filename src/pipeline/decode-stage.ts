@@ -47,6 +47,8 @@ export class DecodeStage {
   #layout: readonly string[] = [];
   /** Keep decoded maps too, because a canary or shadow needs features outside #layout. */
   #keepMaps = false;
+  /** Records waiting on the registry (one per partition at most): stalled while any does. */
+  #waiting = 0;
 
   constructor(options: {
     decoder: RequestDecoder;
@@ -107,6 +109,15 @@ export class DecodeStage {
 
   async #takeLater(context: TakeContext): Promise<boolean> {
     let backoff = REGISTRY_BACKOFF_MS.first;
+    let waiting = false;
+    const done = (why: string | undefined) => {
+      if (!waiting) return;
+      this.#waiting -= 1;
+      if (this.#waiting > 0) return;
+      if (why === undefined) this.#health.recover('registry');
+      // Given up (stopping, or the partition moved): whoever reads it next waits instead.
+      else this.#health.clear('registry', why);
+    };
     for (;;) {
       let taken: Taken | undefined;
       try {
@@ -115,13 +126,17 @@ export class DecodeStage {
       } catch (error) {
         if (isStreamscoreError(error) && error.code === 'REGISTRY_UNAVAILABLE') {
           if (!error.retriable) {
+            done('the registry refused');
             this.#onFatal(error);
             return false;
           }
+          if (!waiting) {
+            waiting = true;
+            this.#waiting += 1;
+          }
           this.#health.stall('registry', error);
           if (!(await this.#wait(context, backoff))) {
-            // Given up (stopping, or the partition moved): whoever reads it next waits instead.
-            this.#health.clear('registry', 'the record waiting for it was given up');
+            done('the records waiting for it were given up');
             return false;
           }
           backoff = Math.min(backoff * 2, REGISTRY_BACKOFF_MS.max);
@@ -129,7 +144,7 @@ export class DecodeStage {
         }
         taken = unexpected(error);
       }
-      this.#health.recover('registry');
+      done(undefined);
       this.#admit(context, taken ?? unexpected(new Error('the schema was looked up but is not known')));
       return true;
     }

@@ -128,7 +128,11 @@ export class ScoringStage {
     let backoff = STALL_BACKOFF_MS.first;
     for (;;) {
       items = this.#owned(items);
-      if (items.length === 0) return;
+      if (items.length === 0) {
+        // A stalled batch whose partitions all moved: nothing here waits on the version any more.
+        this.#health.clear('inference', 'the batch waiting for it moved to another replica');
+        return;
+      }
       try {
         await this.#score(items, started);
         this.#health.recover('inference');

@@ -374,37 +374,63 @@ describe('DecodeStage', () => {
     }
   });
 
-  // The stall is cleared only by a later lookup that succeeds; one that is never needed (the partition
-  // went elsewhere, every schema id still read here is known) leaves readiness at 503 for good.
-  it(
-    'leaves no registry stall behind once the only record waiting on the registry is given up',
-    { todo: "decode-stage.ts #takeLater returns false without health.recover('registry')" },
-    async () => {
-      mock.timers.enable({ apis: ['setTimeout', 'Date'] });
-      try {
-        const schemas = new StaticSchemas({ [SCHEMA_ID]: FEATURE_SCHEMA });
-        schemas.answer = () => {
-          throw new StreamscoreError('REGISTRY_UNAVAILABLE', 'connect ECONNREFUSED', { retriable: true });
-        };
-        const { stage, health } = setup(schemas);
-        const { context, seen } = contextFor(messageOf(framed(SCHEMA_ID, GOOD)));
-        const outcome = stage.take(context) as Promise<boolean>;
-        await until(() => health.stalls.length > 0, 'the registry stall');
-        seen.live = false;
-        mock.timers.tick(200);
-        assert.equal(await outcome, false);
+  // A stall that outlived every record waiting on it would leave readiness at 503 with nothing to
+  // clear it: the records still read here name known schema ids and never look anything up.
+  it('leaves no registry stall behind once the only record waiting on the registry is given up', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    try {
+      const schemas = new StaticSchemas({ [SCHEMA_ID]: FEATURE_SCHEMA });
+      schemas.answer = () => {
+        throw new StreamscoreError('REGISTRY_UNAVAILABLE', 'connect ECONNREFUSED', { retriable: true });
+      };
+      const { stage, health } = setup(schemas);
+      const { context, seen } = contextFor(messageOf(framed(SCHEMA_ID, GOOD)));
+      const outcome = stage.take(context) as Promise<boolean>;
+      await until(() => health.stalls.length > 0, 'the registry stall');
+      seen.live = false;
+      mock.timers.tick(200);
+      assert.equal(await outcome, false);
 
-        // The registry is back; records of known schemas flow, and nothing waits on a lookup.
-        schemas.answer = undefined;
-        await schemas.primeAll();
-        const next = contextFor(messageOf(framed(SCHEMA_ID, GOOD), '42'));
-        assert.equal(stage.take(next.context), true);
-        assert.deepEqual(health.stalls, [], 'readiness would stay 503 with nothing waiting');
-      } finally {
-        mock.timers.reset();
-      }
-    },
-  );
+      // The registry is back; records of known schemas flow, and nothing waits on a lookup.
+      schemas.answer = undefined;
+      await schemas.primeAll();
+      const next = contextFor(messageOf(framed(SCHEMA_ID, GOOD), '42'));
+      assert.equal(stage.take(next.context), true);
+      assert.deepEqual(health.stalls, [], 'readiness would stay 503 with nothing waiting');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('stays stalled while any record waits on the registry, not only until the first one gets through', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    try {
+      const schemas = new StaticSchemas({ [SCHEMA_ID]: FEATURE_SCHEMA });
+      let down = true;
+      schemas.answer = () => {
+        if (down)
+          throw new StreamscoreError('REGISTRY_UNAVAILABLE', 'connect ECONNREFUSED', { retriable: true });
+      };
+      const { stage, health } = setup(schemas);
+      const first = contextFor(messageOf(framed(SCHEMA_ID, GOOD), '1'));
+      const firstTaken = stage.take(first.context) as Promise<boolean>;
+      await until(() => health.stalls.length > 0, 'the registry stall');
+      mock.timers.tick(100);
+      const second = contextFor(messageOf(framed(SCHEMA_ID, GOOD), '2'));
+      const secondTaken = stage.take(second.context) as Promise<boolean>;
+      await until(() => schemas.lookups.length === 2, 'the second lookup');
+      // The registry answers again: the first record's next try (at 200 ms) gets through first.
+      down = false;
+      mock.timers.tick(100);
+      assert.equal(await firstTaken, true);
+      assert.deepEqual(health.stalls, ['registry'], 'the second record still waits');
+      mock.timers.tick(200);
+      assert.equal(await secondTaken, true);
+      assert.deepEqual(health.stalls, []);
+    } finally {
+      mock.timers.reset();
+    }
+  });
 
   it('stops the pipeline on a registry failure that waiting cannot mend', async () => {
     const schemas = new StaticSchemas({ [SCHEMA_ID]: FEATURE_SCHEMA });

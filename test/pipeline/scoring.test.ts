@@ -558,30 +558,26 @@ describe('ScoringStage', () => {
 
   // A stall is cleared only when a batch is scored; a stalled batch whose partitions all went
   // elsewhere ends without one, and a replica left without traffic stays unready for good.
-  it(
-    'leaves no inference stall behind once the stalled batch is dropped and a working version is live',
-    { todo: "scoring.ts #scoreOrStall returns on an empty batch without health.recover('inference')" },
-    async () => {
-      const live = await liveWith({ primary: '9', shadows: [] });
-      const s = setup(live);
-      mock.timers.enable({ apis: ['setTimeout'] });
-      try {
-        s.scoring.start();
-        const items = [0, 1, 2].map((i) => s.pending({ id: `e${i}`, features: featuresOf(i) }));
-        for (const item of items) s.batcher.add(item);
-        await eventually(() => s.health.stalls.includes('inference'), 'the inference stall');
-        await live.apply({ primary: '2', shadows: [] });
-        s.ledger.lease(REQUESTS, 0).revoked = true;
-        mock.timers.tick(1_000);
-        await eventually(() => s.capacity.pending === 0, 'the batch to be dropped');
-        assert.equal((await s.metrics.revokedEvents.get()).values[0]?.value, 3);
-        assert.deepEqual(s.health.stalls, [], 'nothing is failing any more');
-      } finally {
-        mock.timers.reset();
-      }
-      await s.drain();
-    },
-  );
+  it('leaves no inference stall behind once the stalled batch is dropped and a working version is live', async () => {
+    const live = await liveWith({ primary: '9', shadows: [] });
+    const s = setup(live);
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      s.scoring.start();
+      const items = [0, 1, 2].map((i) => s.pending({ id: `e${i}`, features: featuresOf(i) }));
+      for (const item of items) s.batcher.add(item);
+      await eventually(() => s.health.stalls.includes('inference'), 'the inference stall');
+      await live.apply({ primary: '2', shadows: [] });
+      s.ledger.lease(REQUESTS, 0).revoked = true;
+      mock.timers.tick(1_000);
+      await eventually(() => s.capacity.pending === 0, 'the batch to be dropped');
+      assert.equal((await s.metrics.revokedEvents.get()).values[0]?.value, 3);
+      assert.deepEqual(s.health.stalls, [], 'nothing is failing any more');
+    } finally {
+      mock.timers.reset();
+    }
+    await s.drain();
+  });
 
   it('dead-letters a prediction larger than the predictions topic takes', async () => {
     const live = await liveWith({ primary: '2', shadows: [] });
