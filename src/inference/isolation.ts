@@ -40,8 +40,6 @@ export async function scoreIsolating(
   onRetry: (why: RetryReason) => void = () => undefined,
 ): Promise<IsolatedOutputs> {
   const { name: model, version } = runner.metadata;
-  const outputs: BatchOutputs = new Map();
-  for (const output of runner.metadata.outputs) outputs.set(output.name, new Float64Array(count));
   const failed = new Map<number, string>();
   let probed = false;
 
@@ -61,27 +59,33 @@ export async function scoreIsolating(
     }
   };
 
-  const attempt = async (rows: readonly number[]): Promise<void> => {
-    let result: BatchOutputs;
+  type Outcome = { ok: true; result: BatchOutputs } | { ok: false; error: unknown };
+  const tryRows = async (rows: readonly number[]): Promise<Outcome> => {
     try {
-      result = await run(rows);
+      return { ok: true, result: await run(rows) };
     } catch (error) {
       if (!isRuntimeFailure(error)) throw error;
-      await suspect(error, rows.length);
+      return { ok: false, error };
+    }
+  };
+
+  const attempt = async (rows: readonly number[], outcome: Outcome): Promise<void> => {
+    if (!outcome.ok) {
+      await suspect(outcome.error, rows.length);
       if (rows.length === 1) {
-        failed.set(rows[0]!, describeError(error));
+        failed.set(rows[0]!, describeError(outcome.error));
         return;
       }
       const half = Math.ceil(rows.length / 2);
-      onRetry('bisect');
-      await attempt(rows.slice(0, half));
-      onRetry('bisect');
-      await attempt(rows.slice(half));
+      for (const part of [rows.slice(0, half), rows.slice(half)]) {
+        onRetry('bisect');
+        await attempt(part, await tryRows(part));
+      }
       return;
     }
     const bad: [number, string][] = [];
     for (let i = 0; i < rows.length; i += 1) {
-      for (const [name, values] of result) {
+      for (const [name, values] of outcome.result) {
         const value = values[i]!;
         if (!Number.isFinite(value)) {
           bad.push([rows[i]!, `output "${name}" is ${value}`]);
@@ -99,7 +103,16 @@ export async function scoreIsolating(
     }
   };
 
-  await attempt(Array.from({ length: count }, (_, row) => row));
+  const all = Array.from({ length: count }, (_, row) => row);
+  const first = await tryRows(all);
+  // The common case: one call, every output finite; its columns are the batch's outputs as they are.
+  if (first.ok && [...first.result.values()].every((values) => values.every(Number.isFinite))) {
+    return { outputs: first.result, failed };
+  }
+  // Isolating: outputs are gathered row by row from the calls that succeed.
+  const outputs: BatchOutputs = new Map();
+  for (const output of runner.metadata.outputs) outputs.set(output.name, new Float64Array(count));
+  await attempt(all, first);
   return { outputs, failed };
 }
 

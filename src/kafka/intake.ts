@@ -19,6 +19,7 @@ export interface IntakeSettings {
 export interface TakeContext {
   readonly topic: string;
   readonly partition: number;
+  /** The record being taken; intake moves the context to the next record once take() settles. */
   readonly message: KafkaMessage;
   /**
    * Gives the record its place in the partition's ledger; called once, when the record's outcome
@@ -199,40 +200,58 @@ export class KafkaIntake {
     if (oldest > 0)
       metrics.stageSeconds.observe({ stage: 'fetch' }, Math.max(0, Date.now() - oldest) / 1_000);
     const lease = this.#ledger.lease(topic, partition);
+    // Whether records of this batch may still be taken. Only an await lets a rebalance, a seek or a
+    // stop in, so the full check runs after each one and a cheap one per record.
     const live = () => !this.#stopping && !lease.revoked && payload.isRunning() && !payload.isStale();
-    const heartbeat = () => payload.heartbeat();
+    // One context for the batch, pointed at each record in turn: records are taken one at a time.
+    const context: TakeContext & { message: KafkaMessage } = {
+      topic,
+      partition,
+      message: batch.messages[0]!,
+      track: () => ({ lease, entry: lease.track(context.message.offset) }),
+      heartbeat: () => payload.heartbeat(),
+      live,
+    };
     let taken = 0;
+    /** The last offset done with here; kafkajs fetches on from the one after it. */
+    let resolved: string | undefined;
+    // Offsets rise within a batch: once one is new to the lease, so are the rest.
+    let handedOutAgain = true;
     let slice = performance.now();
-    for (const message of batch.messages) {
-      if (!live()) break;
-      if (lease.alreadyTaken(message.offset)) {
-        // Handed out again after a rebalance that left the partition here: it is in flight already.
-        payload.resolveOffset(message.offset);
-        continue;
+    try {
+      if (!live()) return;
+      for (const message of batch.messages) {
+        if (this.#stopping || lease.revoked) break;
+        if (handedOutAgain) {
+          if (lease.alreadyTaken(message.offset)) {
+            // Handed out again after a rebalance that left the partition here: it is in flight already.
+            resolved = message.offset;
+            continue;
+          }
+          handedOutAgain = false;
+        }
+        // A fetch can hold thousands of records; decoding them all in one go would hold back
+        // inference results and produce acknowledgements (both arrive as events) until it ends.
+        if ((taken & 15) === 15 && performance.now() - slice > DECODE_SLICE_MS) {
+          await setImmediate();
+          if (!live()) break;
+          slice = performance.now();
+        }
+        if (!this.#capacity.hasCapacity()) {
+          await this.#waitForCapacity(context.heartbeat, live);
+          if (!live()) break;
+        }
+        context.message = message;
+        const outcome = this.#take(context);
+        if (typeof outcome !== 'boolean') {
+          const tracked = await outcome;
+          if (!tracked) break;
+        } else if (!outcome) break;
+        resolved = message.offset;
+        taken += 1;
       }
-      // A fetch can hold thousands of records; decoding them all in one go would hold back
-      // inference results and produce acknowledgements (both arrive as events) until it ends.
-      if ((taken & 15) === 15 && performance.now() - slice > DECODE_SLICE_MS) {
-        await setImmediate();
-        slice = performance.now();
-      }
-      if (!this.#capacity.hasCapacity()) {
-        await this.#waitForCapacity(heartbeat, live);
-        if (!live()) break;
-      }
-      const context: TakeContext = {
-        topic,
-        partition,
-        message,
-        track: () => ({ lease, entry: lease.track(message.offset) }),
-        heartbeat,
-        live,
-      };
-      const outcome = this.#take(context);
-      const tracked = typeof outcome === 'boolean' ? outcome : await outcome;
-      if (!tracked) break;
-      payload.resolveOffset(message.offset);
-      taken += 1;
+    } finally {
+      if (resolved !== undefined) payload.resolveOffset(resolved);
     }
     metrics.eventsConsumed.inc({ topic }, taken);
   }

@@ -17,7 +17,7 @@ export class PartitionLease {
   /** Set when the partition went to another replica: its records are dropped, never committed. */
   revoked = false;
   /** The highest offset taken in under this lease; the group hands older ones out again on rejoin. */
-  lastTaken: bigint | undefined;
+  #lastTaken: string | undefined;
   #entries: OffsetEntry[] = [];
   #head = 0;
   #lastDone: string | undefined;
@@ -30,13 +30,14 @@ export class PartitionLease {
 
   /** True for an offset this lease already took in (in flight or finished). */
   alreadyTaken(offset: string): boolean {
-    return this.lastTaken !== undefined && BigInt(offset) <= this.lastTaken;
+    return this.#lastTaken !== undefined && BigInt(offset) <= BigInt(this.#lastTaken);
   }
 
+  /** Tracks the next record; offsets come in increasing order within a lease. */
   track(offset: string): OffsetEntry {
     const entry: OffsetEntry = { offset, done: false };
     this.#entries.push(entry);
-    this.lastTaken = BigInt(offset);
+    this.#lastTaken = offset;
     return entry;
   }
 

@@ -49,8 +49,14 @@ export interface PublisherEvents {
 }
 
 interface Send {
-  records: { topic: string; message: Message; bytes: number }[];
-  /** Records of this send already taken into a request. */
+  topicMessages: TopicMessages[];
+  /** Record bytes of the whole publish. */
+  bytes: number;
+  /**
+   * Only for a publish larger than a request: its records one by one, and how many are already
+   * taken into requests.
+   */
+  records?: { topic: string; message: Message; bytes: number }[];
   next: number;
   onAck: () => void;
 }
@@ -94,11 +100,9 @@ export class OrderedPublisher {
 
   publish(topicMessages: TopicMessages[], onAck: () => void): void {
     if (this.#stopped) return;
-    const records: Send['records'] = [];
-    for (const { topic, messages } of topicMessages) {
-      for (const message of messages) records.push({ topic, message, bytes: recordBytes(message) });
-    }
-    this.#waiting.push({ records, next: 0, onAck });
+    let bytes = 0;
+    for (const { messages } of topicMessages) for (const message of messages) bytes += recordBytes(message);
+    this.#waiting.push({ topicMessages, bytes, next: 0, onAck });
     this.#sending ??= this.#sendAll();
   }
 
@@ -135,27 +139,59 @@ export class OrderedPublisher {
 
   /**
    * The records of the next request, in publish order, within the byte limit (at least one record),
-   * and the publishes it completes.
+   * and the publishes it completes. Whole publishes go together; one larger than the limit is cut.
    */
   #takeRequest(): { topicMessages: TopicMessages[]; completed: Send[] } {
-    const byTopic = new Map<string, Message[]>();
-    const completed: Send[] = [];
-    let bytes = 0;
-    let records = 0;
-    while (this.#waiting.length > 0) {
-      const send = this.#waiting[0]!;
-      while (send.next < send.records.length) {
-        const record = send.records[send.next]!;
-        if (records > 0 && bytes + record.bytes > this.#maxRequestBytes) break;
-        let list = byTopic.get(record.topic);
-        if (list === undefined) byTopic.set(record.topic, (list = []));
-        list.push(record.message);
-        bytes += record.bytes;
-        records += 1;
-        send.next += 1;
+    const head = this.#waiting[0]!;
+    if (head.records === undefined && head.bytes > this.#maxRequestBytes) {
+      head.records = [];
+      for (const { topic, messages } of head.topicMessages) {
+        for (const message of messages) head.records.push({ topic, message, bytes: recordBytes(message) });
       }
-      if (send.next < send.records.length) break;
+    }
+    if (head.records !== undefined) return this.#takePart(head);
+    const completed: Send[] = [this.#waiting.shift()!];
+    let bytes = head.bytes;
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0]!;
+      if (next.records !== undefined || bytes + next.bytes > this.#maxRequestBytes) break;
+      bytes += next.bytes;
       completed.push(this.#waiting.shift()!);
+    }
+    return { topicMessages: mergeByTopic(completed), completed };
+  }
+
+  /** The next part of a publish cut across requests; it completes with its last part. */
+  #takePart(send: Send): { topicMessages: TopicMessages[]; completed: Send[] } {
+    const records = send.records!;
+    const byTopic = new Map<string, Message[]>();
+    let bytes = 0;
+    let taken = 0;
+    while (send.next < records.length) {
+      const record = records[send.next]!;
+      if (taken > 0 && bytes + record.bytes > this.#maxRequestBytes) break;
+      let list = byTopic.get(record.topic);
+      if (list === undefined) byTopic.set(record.topic, (list = []));
+      list.push(record.message);
+      bytes += record.bytes;
+      taken += 1;
+      send.next += 1;
+    }
+    const completed: Send[] = [];
+    if (send.next === records.length) {
+      completed.push(this.#waiting.shift()!);
+      // Whole publishes behind its last part go with it while they fit.
+      while (this.#waiting.length > 0) {
+        const next = this.#waiting[0]!;
+        if (next.records !== undefined || bytes + next.bytes > this.#maxRequestBytes) break;
+        bytes += next.bytes;
+        for (const { topic, messages } of next.topicMessages) {
+          let list = byTopic.get(topic);
+          if (list === undefined) byTopic.set(topic, (list = []));
+          for (const message of messages) list.push(message);
+        }
+        completed.push(this.#waiting.shift()!);
+      }
     }
     return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), completed };
   }
@@ -199,6 +235,20 @@ export class OrderedPublisher {
   }
 }
 
+/** One entry per topic, records in publish order: sendBatch keeps a topic's array order per partition. */
+function mergeByTopic(sends: readonly Send[]): TopicMessages[] {
+  if (sends.length === 1) return sends[0]!.topicMessages;
+  const byTopic = new Map<string, TopicMessages>();
+  for (const send of sends) {
+    for (const { topic, messages } of send.topicMessages) {
+      const merged = byTopic.get(topic);
+      if (merged === undefined) byTopic.set(topic, { topic, messages: [...messages] });
+      else for (const message of messages) merged.messages.push(message);
+    }
+  }
+  return [...byTopic.values()];
+}
+
 /** A dead producer thread, or a programming error (a bad record): the same on every try. */
 function cannotSucceed(error: unknown): boolean {
   if (kafkaErrorTypes(error).includes(PRODUCER_THREAD_FAILED)) return true;
@@ -211,7 +261,8 @@ function cannotSucceed(error: unknown): boolean {
 /** Bytes a record takes on the wire: key, value, headers, and a little framing. */
 export function recordBytes(message: Message): number {
   let bytes = RECORD_OVERHEAD_BYTES + byteLength(message.key) + byteLength(message.value);
-  for (const [name, value] of Object.entries(message.headers ?? {})) {
+  if (message.headers === undefined) return bytes;
+  for (const [name, value] of Object.entries(message.headers)) {
     for (const each of Array.isArray(value) ? value : [value]) {
       bytes += Buffer.byteLength(name) + byteLength(each) + 8;
     }

@@ -188,15 +188,11 @@ export class ScoringStage {
     const { name: model, version } = runner.metadata;
     // Events read before a routing switch may lack a feature this version needs in their row;
     // their bytes still have it, or they are rejected for the routing that is live now.
-    const incomplete = new Set(
-      incompleteRows(
-        matrixOf(
-          slots.map((slot) => slot.item.features),
-          names,
-        ),
-        names.length,
-      ),
+    let matrix: Float32Array | undefined = matrixOf(
+      slots.map((slot) => slot.item.features),
+      names,
     );
+    const incomplete = incompleteRows(matrix, names.length);
     for (const row of incomplete) {
       const slot = slots[row]!;
       const again = this.#reread(slot.item.source.value);
@@ -215,6 +211,7 @@ export class ScoringStage {
               };
       }
     }
+    if (incomplete.length > 0) matrix = undefined;
     const scored = slots.filter((slot) => slot.rejected === undefined);
     if (scored.length === 0) return;
     const started = performance.now();
@@ -222,11 +219,18 @@ export class ScoringStage {
     const { outputs, failed } = await scoreIsolating(
       runner,
       scored.length,
-      (rows) =>
-        matrixOf(
+      (rows) => {
+        // The matrix built above serves the first call (it moves to the runtime with it).
+        if (matrix !== undefined && rows.length === scored.length) {
+          const built = matrix;
+          matrix = undefined;
+          return built;
+        }
+        return matrixOf(
           rows.map((row) => scored[row]!.item.features),
           names,
-        ),
+        );
+      },
       (why) => this.#metrics.inferenceRetries.inc({ model, version, why }),
     );
     this.#metrics.inferenceSeconds.observe(labels, (performance.now() - started) / 1_000);
