@@ -238,7 +238,7 @@ export class KafkaIntake {
           slice = performance.now();
         }
         if (!this.#capacity.hasCapacity()) {
-          await this.#waitForCapacity(context.heartbeat, live);
+          await this.#waitForCapacity(() => payload.heartbeat(), live);
           if (!live()) break;
         }
         context.message = message;
