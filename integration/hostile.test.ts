@@ -10,6 +10,7 @@ import { CompressionTypes, type Message } from 'kafkajs';
 import { DLQ_HEADERS } from '../src/codec/dead-letter.js';
 import type { Prediction } from '../src/codec/predictions.js';
 import { registerValueSchema } from '../src/codec/registry.js';
+import { avroDouble, avroString, framed, varint } from '../test/support/avro.js';
 import {
   ServeProcess,
   collect,
@@ -26,30 +27,6 @@ import {
 
 const featureSchema = JSON.parse(readFileSync('schemas/feature-event.avsc', 'utf8')) as {
   fields: object[];
-};
-
-function varint(value: bigint): number[] {
-  let zigzag = value >= 0n ? value << 1n : (-value << 1n) - 1n;
-  const bytes: number[] = [];
-  while (zigzag >= 0x80n) {
-    bytes.push(Number(zigzag & 0x7fn) | 0x80);
-    zigzag >>= 7n;
-  }
-  bytes.push(Number(zigzag));
-  return bytes;
-}
-
-function framed(id: number, body: number[] | Buffer): Buffer {
-  const header = Buffer.alloc(5);
-  header.writeInt32BE(id, 1);
-  return Buffer.concat([header, Buffer.from(body)]);
-}
-
-const avroString = (text: string) => [...varint(BigInt(Buffer.byteLength(text))), ...Buffer.from(text)];
-const avroDouble = (value: number) => {
-  const bytes = Buffer.alloc(8);
-  bytes.writeDoubleLE(value);
-  return [...bytes];
 };
 
 describe('serve: hostile records between good events', () => {

@@ -53,12 +53,10 @@ export async function drift(config: Config): Promise<number> {
     if (shutdown.isRequested) return 0;
 
     const topics = [config.requestsTopic, config.predictionsTopic, config.shadowTopic, config.driftTopic];
-    const connecting = connect(config, logger, topics, { [config.driftTopic]: 'drift-report.avsc' });
-    const connected = await Promise.race([connecting, shutdown.requested.then(() => undefined)]);
-    if (connected === undefined) {
-      connecting.catch(() => undefined);
-      return 0;
-    }
+    const connected = await shutdown.race(
+      connect(config, logger, topics, { [config.driftTopic]: 'drift-report.avsc' }),
+    );
+    if (connected === undefined) return 0;
     const active = new DriftPipeline({
       settings: config,
       // A client that waits out a broker outage, as serve's consumer does, rather than restarting

@@ -69,15 +69,13 @@ export async function serve(config: Config): Promise<number> {
       config.deadLetterTopic,
       config.shadowTopic,
     ];
-    const connecting = connect(config, logger, topics, {
-      [config.predictionsTopic]: 'prediction.avsc',
-      [config.shadowTopic]: 'shadow-prediction.avsc',
-    });
-    const connected = await Promise.race([connecting, shutdown.requested.then(() => undefined)]);
-    if (connected === undefined) {
-      connecting.catch(() => undefined);
-      return 0;
-    }
+    const connected = await shutdown.race(
+      connect(config, logger, topics, {
+        [config.predictionsTopic]: 'prediction.avsc',
+        [config.shadowTopic]: 'shadow-prediction.avsc',
+      }),
+    );
+    if (connected === undefined) return 0;
     const active = new ServePipeline({
       settings: config,
       // The consumer's own client, which waits out a broker outage instead of giving up.

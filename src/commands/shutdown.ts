@@ -33,6 +33,16 @@ export class Shutdown {
     else this.#handlers.push(stop);
   }
 
+  /**
+   * `work`'s value, or undefined when a signal comes first; the work is then left to finish or fail
+   * on its own (the command is exiting).
+   */
+  async race<T>(work: Promise<T>): Promise<T | undefined> {
+    const outcome = await Promise.race([work, this.requested.then(() => undefined)]);
+    if (outcome === undefined) work.catch(() => undefined);
+    return outcome;
+  }
+
   dispose(): void {
     process.off('SIGTERM', this.#onSignal);
     process.off('SIGINT', this.#onSignal);

@@ -4,12 +4,13 @@ import type { PendingLimit } from '../batching/capacity.js';
 import type { DeadLetterSource } from '../codec/dead-letter.js';
 import type { EventIdentity } from '../codec/feature-rows.js';
 import type { RequestDecoder, Rejection } from '../codec/requests.js';
-import { describeError, isStreamscoreError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { toFeatureRow, type FeatureRow } from '../inference/tensor.js';
 import type { TakeContext } from '../kafka/intake.js';
 import type { OffsetEntry, PartitionLease } from '../kafka/offsets.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { PipelineHealth } from './health.js';
+import { untilRegistryAnswers, type RegistryOutcome } from './registry-wait.js';
 
 /** An event taken in and waiting to be scored: its identity, its features as a row, its origin. */
 export interface Pending {
@@ -25,9 +26,6 @@ export interface Pending {
 
 /** A value as the batcher takes it, or why it cannot be scored. */
 export type Taken = { ok: true; event: EventIdentity; features: FeatureRow } | Rejection;
-
-const REGISTRY_BACKOFF_MS = { first: 200, max: 5_000 };
-const HEARTBEAT_MS = 1_000;
 
 /**
  * consume -> decode + validate: each record becomes a pending event (into the batcher) or a dead
@@ -108,57 +106,42 @@ export class DecodeStage {
   }
 
   async #takeLater(context: TakeContext): Promise<boolean> {
-    let backoff = REGISTRY_BACKOFF_MS.first;
     let waiting = false;
-    const done = (why: string | undefined) => {
-      if (!waiting) return;
-      this.#waiting -= 1;
-      if (this.#waiting > 0) return;
-      if (why === undefined) this.#health.recover('registry');
-      // Given up (stopping, or the partition moved): whoever reads it next waits instead.
-      else this.#health.clear('registry', why);
-    };
-    for (;;) {
-      let taken: Taken | undefined;
-      try {
-        await this.#decoder.decode(context.message.value);
-        taken = this.readNow(context.message.value);
-      } catch (error) {
-        if (isStreamscoreError(error) && error.code === 'REGISTRY_UNAVAILABLE') {
-          if (!error.retriable) {
-            done('the registry refused');
-            this.#onFatal(error);
-            return false;
-          }
+    let result: RegistryOutcome<Taken | undefined>;
+    try {
+      result = await untilRegistryAnswers(
+        async () => {
+          await this.#decoder.decode(context.message.value);
+          return this.readNow(context.message.value);
+        },
+        context,
+        (error) => {
           if (!waiting) {
             waiting = true;
             this.#waiting += 1;
           }
           this.#health.stall('registry', error);
-          if (!(await this.#wait(context, backoff))) {
-            done('the records waiting for it were given up');
-            return false;
-          }
-          backoff = Math.min(backoff * 2, REGISTRY_BACKOFF_MS.max);
-          continue;
-        }
-        taken = unexpected(error);
+        },
+      );
+    } catch (error) {
+      result = { outcome: 'answered', value: unexpected(error) };
+    }
+    // Stalled while any record waits on the registry; this one is through, one way or the other.
+    if (waiting) {
+      this.#waiting -= 1;
+      if (this.#waiting === 0) {
+        if (result.outcome === 'answered') this.#health.recover('registry');
+        // Given up (stopping, or the partition moved): whoever reads it next waits instead.
+        else this.#health.clear('registry', 'the records waiting for it were given up');
       }
-      done(undefined);
-      this.#admit(context, taken ?? unexpected(new Error('the schema was looked up but is not known')));
-      return true;
     }
-  }
-
-  /** Waits `ms` with heartbeats; false when the record should be given up meanwhile. */
-  async #wait(context: TakeContext, ms: number): Promise<boolean> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      await sleep(Math.min(HEARTBEAT_MS, until - Date.now()));
-      if (!context.live()) return false;
-      await context.heartbeat().catch(() => undefined);
+    if (result.outcome === 'refused') {
+      this.#onFatal(result.error);
+      return false;
     }
-    return context.live();
+    if (result.outcome === 'given up') return false;
+    this.#admit(context, result.value ?? unexpected(new Error('the schema was looked up but is not known')));
+    return true;
   }
 
   #admit(context: TakeContext, taken: Taken): void {
@@ -194,8 +177,4 @@ function unexpected(error: unknown): Rejection {
 function sourceOf(topic: string, partition: number, message: KafkaMessage): DeadLetterSource {
   const { offset, key, value, headers } = message;
   return { topic, partition, offset, key, value, headers };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -3,9 +3,10 @@ import { RequestDecoder, type DecoderLimits, type FeatureEvent } from '../codec/
 import type { SchemaSource } from '../codec/schemas.js';
 import type { DriftMonitor } from '../drift/monitor.js';
 import type { DriftReport } from '../drift/report.js';
-import { describeError, isStreamscoreError } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { STALLS } from './health.js';
+import { untilRegistryAnswers, type RegistryOutcome } from './registry-wait.js';
 
 /** The three topics the drift monitor reads. */
 export interface DriftTopics {
@@ -26,9 +27,6 @@ export interface DriftRecordContext {
 
 type Decoded =
   { ok: true; event: FeatureEvent } | { ok: true; record: unknown } | { ok: false; message: string };
-
-const REGISTRY_BACKOFF_MS = { first: 200, max: 5_000 };
-const HEARTBEAT_MS = 1_000;
 
 /**
  * decode -> dispatch, one record at a time, without Kafka: a record becomes input of the monitor,
@@ -78,31 +76,33 @@ export class DriftReader {
    * failure), so that it is read again by whoever reads the partition next.
    */
   async read(context: DriftRecordContext): Promise<DriftReport[] | undefined> {
-    let backoff = REGISTRY_BACKOFF_MS.first;
-    for (;;) {
-      let decoded: Decoded;
-      try {
-        decoded = await this.#decode(context.topic, context.value);
-      } catch (error) {
-        if (isStreamscoreError(error) && error.code === 'REGISTRY_UNAVAILABLE') {
-          if (!error.retriable) {
-            this.#onFatal(error);
-            return undefined;
-          }
-          this.#stall(error);
-          if (!(await wait(context, backoff))) return undefined;
-          backoff = Math.min(backoff * 2, REGISTRY_BACKOFF_MS.max);
-          continue;
-        }
-        // One record the decoders did not expect must not hold up the partition behind it.
-        decoded = {
+    let result: RegistryOutcome<Decoded>;
+    try {
+      result = await untilRegistryAnswers(
+        () => this.#decode(context.topic, context.value),
+        context,
+        (error) => this.#stall(error),
+      );
+    } catch (error) {
+      // One record the decoders did not expect must not hold up the partition behind it.
+      result = {
+        outcome: 'answered',
+        value: {
           ok: false,
           message: `${error instanceof Error ? error.name : 'error'}: ${describeError(error)}`,
-        };
-      }
-      this.#recover();
-      return this.#dispatch(context.topic, decoded);
+        },
+      };
     }
+    if (result.outcome === 'refused') {
+      this.#onFatal(result.error);
+      return undefined;
+    }
+    if (result.outcome === 'given up') {
+      this.#recover('the record waiting for it was given up');
+      return undefined;
+    }
+    this.#recover();
+    return this.#dispatch(context.topic, result.value);
   }
 
   async #decode(topic: string, value: Buffer | null): Promise<Decoded> {
@@ -148,25 +148,13 @@ export class DriftReader {
     );
   }
 
-  #recover(): void {
+  /** Nothing waits on the registry any more: it answered, or (with `givenUp`) the wait was dropped. */
+  #recover(givenUp?: string): void {
     const since = this.#stalledSince;
     if (since === undefined) return;
     this.#stalledSince = undefined;
-    this.#log.info({ stall: 'registry', seconds: (Date.now() - since) / 1_000 }, 'recovered (registry)');
+    const seconds = (Date.now() - since) / 1_000;
+    if (givenUp === undefined) this.#log.info({ stall: 'registry', seconds }, 'recovered (registry)');
+    else this.#log.info({ stall: 'registry', seconds }, `no longer waiting (registry): ${givenUp}`);
   }
-}
-
-/** Waits `ms` with heartbeats; false when the record should be given up meanwhile. */
-async function wait(context: DriftRecordContext, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    await sleep(Math.min(HEARTBEAT_MS, until - Date.now()));
-    if (!context.live()) return false;
-    await context.heartbeat().catch(() => undefined);
-  }
-  return context.live();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

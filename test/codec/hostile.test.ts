@@ -13,6 +13,7 @@ import avro from 'avsc';
 import { RecordDecoder } from '../../src/codec/records.js';
 import { RejectReasons, RequestDecoder, type DecodeResult } from '../../src/codec/requests.js';
 import { toFeatureRow } from '../../src/inference/tensor.js';
+import { framed, varint } from '../support/avro.js';
 import { StaticSchemas } from '../support/schemas.js';
 
 const featureSchema = JSON.parse(readFileSync('schemas/feature-event.avsc', 'utf8')) as {
@@ -110,18 +111,6 @@ function random(seed: number): () => number {
     state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
     return state / 2 ** 32;
   };
-}
-
-/** Avro's zig-zag varint of any integer. */
-function varint(value: bigint): number[] {
-  let zigzag = value >= 0n ? value << 1n : (-value << 1n) - 1n;
-  const bytes: number[] = [];
-  while (zigzag >= 0x80n) {
-    bytes.push(Number(zigzag & 0x7fn) | 0x80);
-    zigzag >>= 7n;
-  }
-  bytes.push(Number(zigzag));
-  return bytes;
 }
 
 interface AnyType {
@@ -336,9 +325,7 @@ function hostileValue(id: number, next: () => number, rate: number): Buffer {
     body[Math.floor(next() * body.length)] = Math.floor(next() * 256);
   } else if (damage < 2 * rate) body = body.subarray(0, Math.floor(next() * body.length));
   else if (damage < 2.5 * rate) body = Buffer.concat([body, Buffer.from([0x02, 0x00])]);
-  const header = Buffer.alloc(5);
-  header.writeInt32BE(id, 1);
-  return Buffer.concat([header, body]);
+  return framed(id, body);
 }
 
 async function decoders() {
@@ -425,11 +412,6 @@ describe('decoding hostile values', () => {
       features: { amount: 1, merchant_risk: 2, hour: 3 },
     };
     const goodBody = plain.toBuffer(good);
-    const framed = (id: number, body: Buffer | number[]) => {
-      const header = Buffer.alloc(5);
-      header.writeInt32BE(id, 1);
-      return Buffer.concat([header, Buffer.from(body)]);
-    };
     const identity = [...Buffer.from([0x02, 0x72, 0x02, 0x65]), ...varint(1_700_000_000_000n)];
     const cases: [string, Buffer, string][] = [
       // A features map that claims 2^40 entries: avsc would loop for hours.
