@@ -233,8 +233,9 @@ export class RequestDecoder {
     const lookup = this.#schemas.peek(id);
     if (lookup === undefined) return undefined;
     const plan = planFor(lookup, this.#limits.maxFeatures);
-    // Refusals are not kept here: the schema source decides how long it remembers them.
-    if ('check' in plan) this.#plans.set(id, plan);
+    // A known schema's plan (or why it cannot be read) never changes; a lookup's refusal is kept
+    // only as long as the schema source remembers it.
+    if (lookup.ok) this.#plans.set(id, plan);
     return plan;
   }
 }
