@@ -196,7 +196,7 @@ function registryMessage(body: unknown): string | undefined {
 }
 
 /** A URL with any user:password taken out, for messages. */
-export function redactUrl(text: string): string {
+function redactUrl(text: string): string {
   return text.replace(/\/\/[^/@\s]*@/, '//***@');
 }
 

@@ -92,10 +92,6 @@ export class RequestDecoder {
     this.#features = requiredFeatures;
   }
 
-  get requiredFeatures(): readonly string[] {
-    return this.#features;
-  }
-
   /** The feature list follows the live routing; the next record is checked against the new list. */
   setRequiredFeatures(names: readonly string[]): void {
     this.#features = names;

@@ -111,10 +111,11 @@ export async function connectAdmin(kafka: Kafka, settings: KafkaSettings): Promi
   } catch (error) {
     await admin.disconnect().catch(() => undefined);
     const trouble = lastConnectionTrouble(kafka);
+    const why = describeKafkaError(error);
     throw new StreamscoreError(
       'KAFKA_UNAVAILABLE',
-      `Cannot reach Kafka at ${settings.kafkaBrokers.join(',')} (KAFKA_BROKERS): ${describeKafkaError(error)}${
-        trouble !== undefined && !describeKafkaError(error).includes(trouble) ? ` (last: ${trouble})` : ''
+      `Cannot reach Kafka at ${settings.kafkaBrokers.join(',')} (KAFKA_BROKERS): ${why}${
+        trouble !== undefined && !why.includes(trouble) ? ` (last: ${trouble})` : ''
       }`,
       { cause: error, retriable: true },
     );

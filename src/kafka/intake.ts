@@ -124,11 +124,6 @@ export class KafkaIntake {
     return this.#joined && !this.#stopping;
   }
 
-  /** Records taken in and not finished, across owned partitions. */
-  get inFlight(): number {
-    return this.#ledger.inFlight;
-  }
-
   async start(): Promise<void> {
     const { events } = this.#consumer;
     this.#consumer.on(events.GROUP_JOIN, ({ payload }) => {

@@ -8,6 +8,7 @@ import {
   type BatchProducer,
 } from './producer-thread.js';
 import { byteLength } from './record-pack.js';
+import { Backoff } from '../timers.js';
 
 /**
  * Kafka error types that say the broker will refuse this request however often it is sent. They
@@ -79,7 +80,7 @@ export class OrderedPublisher {
   #inFlight = 0;
   #failing = false;
   #stopped = false;
-  #wake: (() => void) | undefined;
+  readonly #backoff = new Backoff();
 
   constructor(
     producer: BatchProducer,
@@ -115,7 +116,7 @@ export class OrderedPublisher {
   stop(): void {
     this.#stopped = true;
     this.#waiting.length = 0;
-    this.#wake?.();
+    this.#backoff.wake();
   }
 
   async #sendAll(): Promise<void> {
@@ -220,14 +221,7 @@ export class OrderedPublisher {
           { err: error, attempt, records },
           `publish failed, retrying in ${wait} ms: ${describeError(error)}`,
         );
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, wait);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.#wake = undefined;
+        await this.#backoff.wait(wait);
         if (this.#stopped) return false;
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }

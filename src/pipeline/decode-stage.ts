@@ -132,7 +132,7 @@ export class DecodeStage {
       if (this.#waiting === 0) {
         if (result.outcome === 'answered') this.#health.recover('registry');
         // Given up (stopping, or the partition moved): whoever reads it next waits instead.
-        else this.#health.clear('registry', 'the records waiting for it were given up');
+        else this.#health.recover('registry', 'the records waiting for it were given up');
       }
     }
     if (result.outcome === 'refused') {

@@ -46,23 +46,18 @@ export class PipelineHealth {
     );
   }
 
-  recover(reason: Stall): void {
-    const since = this.#since.get(reason);
-    if (since === undefined) return;
-    this.#since.delete(reason);
-    this.#metrics.stalled.set({ reason }, 0);
-    this.#log.info({ stall: reason, seconds: (Date.now() - since) / 1_000 }, `recovered (${reason})`);
-  }
-
-  /** Nothing waits on the cause any more, though it may not have passed (say why). */
-  clear(reason: Stall, why: string): void {
+  /**
+   * The stall is over: the cause passed, or (`givenUp`, saying why) nothing waits on it any more,
+   * though it may not have passed.
+   */
+  recover(reason: Stall, givenUp?: string): void {
     const since = this.#since.get(reason);
     if (since === undefined) return;
     this.#since.delete(reason);
     this.#metrics.stalled.set({ reason }, 0);
     this.#log.info(
       { stall: reason, seconds: (Date.now() - since) / 1_000 },
-      `no longer waiting (${reason}): ${why}`,
+      givenUp === undefined ? `recovered (${reason})` : `no longer waiting (${reason}): ${givenUp}`,
     );
   }
 

@@ -14,6 +14,7 @@ import type { Rejected, DeadLetters } from './dead-letters.js';
 import type { Pending, Taken } from './decode-stage.js';
 import type { PipelineHealth } from './health.js';
 import type { ShadowScorer, ShadowWork } from './shadow.js';
+import { Backoff } from '../timers.js';
 
 const STALL_BACKOFF_MS = { first: 1_000, max: 30_000 };
 
@@ -53,7 +54,7 @@ export class ScoringStage {
   readonly #onFatal: (error: unknown) => void;
   #loop: Promise<void> | undefined;
   #stopping = false;
-  #wake: (() => void) | undefined;
+  readonly #backoff = new Backoff();
 
   constructor(options: {
     batcher: MicroBatcher<Pending>;
@@ -98,7 +99,7 @@ export class ScoringStage {
   /** Stops after the batches already queued (the batcher must be closed); a stalled batch is left. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wake?.();
+    this.#backoff.wake();
     await this.#loop;
   }
 
@@ -130,7 +131,7 @@ export class ScoringStage {
       items = this.#owned(items);
       if (items.length === 0) {
         // A stalled batch whose partitions all moved: nothing here waits on the version any more.
-        this.#health.clear('inference', 'the batch waiting for it moved to another replica');
+        this.#health.recover('inference', 'the batch waiting for it moved to another replica');
         return;
       }
       try {
@@ -147,14 +148,7 @@ export class ScoringStage {
         this.#health.stall('inference', error);
         const { model, version } = error.context;
         this.#metrics.inferenceRetries.inc({ model: String(model), version: String(version), why: 'stall' });
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, backoff);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.#wake = undefined;
+        await this.#backoff.wait(backoff);
         backoff = Math.min(backoff * 2, STALL_BACKOFF_MS.max);
       }
     }
