@@ -64,6 +64,72 @@ const COMMANDS: Record<string, CommandSpec> = {
             : undefined,
       }),
   },
+  backfill: {
+    summary: 'Score a past range of a topic with one model version, into an output topic; resumable.',
+    usage:
+      'streamscore backfill --from TIME|beginning [--to TIME|now] --model NAME --version V --output TOPIC [...]',
+    flags: {
+      from: { type: 'string', help: 'Start: ISO-8601 time with a zone, epoch ms, or beginning.' },
+      to: {
+        type: 'string',
+        help: 'End (exclusive): ISO-8601 time, epoch ms, or now (fixed when the job starts).',
+      },
+      'from-offsets': {
+        type: 'string',
+        help: 'Start by offsets, PARTITION:OFFSET,...; partitions not listed are left out.',
+      },
+      'to-offsets': {
+        type: 'string',
+        help: 'End by offsets (exclusive), PARTITION:OFFSET,...; partitions not listed are read to their end.',
+      },
+      topic: { type: 'string', help: 'Topic of FeatureEvent records to read (default: the requests topic).' },
+      version: { type: 'string', help: "Model version to score with (any on disk, or 'latest')." },
+      output: {
+        type: 'string',
+        help: 'Topic for the Prediction records (route "backfill"); created if missing.',
+      },
+      'dead-letter-topic': { type: 'string', help: "The job's dead-letter topic (default: OUTPUT.dlq)." },
+      job: {
+        type: 'string',
+        help: 'Job id: the same id resumes the job, or shares it between processes (default: from the arguments).',
+      },
+      'compare-with': {
+        type: 'string',
+        help: 'A predictions topic serve wrote over the same range: report how the two versions agree.',
+      },
+      report: { type: 'string', help: 'Where the comparison report goes (default: JOB.compare.json).' },
+      'compare-max-events': {
+        type: 'string',
+        help: 'Events compared at most; beyond, a fixed sample of request ids.',
+        default: '2000000',
+      },
+    },
+    run: async (config, flags) => {
+      const text = (name: string) => (typeof flags[name] === 'string' ? flags[name] : undefined);
+      const version = text('version');
+      const output = text('output');
+      if (version === undefined || output === undefined) {
+        throw new StreamscoreError('USAGE', 'a backfill needs --version V and --output TOPIC');
+      }
+      return (await import('./commands/backfill.js')).backfill(config, {
+        topic: text('topic') ?? config.requestsTopic,
+        version,
+        output,
+        deadLetterTopic: text('dead-letter-topic'),
+        job: text('job'),
+        range: {
+          from: text('from'),
+          to: text('to'),
+          fromOffsets: text('from-offsets'),
+          toOffsets: text('to-offsets'),
+        },
+        compareWith: text('compare-with'),
+        report: text('report'),
+        compareMaxEvents: wholeNumber(flags, 'compare-max-events', 1),
+        terminal: process.stderr.isTTY,
+      });
+    },
+  },
   drift: {
     summary: 'Watch requests, predictions and shadow outputs; report drift per window and model version.',
     usage: 'streamscore drift [--drift-window-events N] [--drift-window-ms MS] [...settings]',

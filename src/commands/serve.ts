@@ -104,7 +104,7 @@ export async function serve(config: Config): Promise<number> {
 }
 
 /** Loads, refusals and switches: one log line and a metric each. */
-function modelEvents(
+export function modelEvents(
   model: string,
   logger: Logger,
   metrics: ServeMetrics,

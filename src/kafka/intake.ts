@@ -5,7 +5,13 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
 import { Committer } from './committer.js';
-import { OffsetLedger, type Assignment, type OffsetEntry, type PartitionLease } from './offsets.js';
+import {
+  OffsetLedger,
+  type Assignment,
+  type OffsetEntry,
+  type PartitionLease,
+  type PartitionRange,
+} from './offsets.js';
 
 export interface IntakeSettings {
   topic: string;
@@ -47,6 +53,31 @@ export interface IntakeEvents {
   crashed(error: unknown, restart: boolean): void;
 }
 
+/** Where a bounded replay reads a partition: its range, and where its committed progress stands. */
+export interface ReplayPosition {
+  range: PartitionRange;
+  /** The partition's committed offset, if any; reading resumes there (or at range.start without). */
+  committed: bigint | undefined;
+}
+
+/**
+ * Makes intake a bounded replay (backfill): each partition is read over a fixed range of offsets,
+ * from its committed progress (or the range's start) up to the range's end, and then left alone.
+ */
+export interface ReplayBounds {
+  /**
+   * Where each newly assigned partition is read, decided after the join and before anything of it
+   * is fetched. A rejection stops the intake (crashed, without restart).
+   */
+  resolve(partitions: readonly number[]): Promise<ReadonlyMap<number, ReplayPosition>>;
+  /** Each join's assignment: the partitions of the topic this process reads now. */
+  assigned(partitions: readonly number[]): void;
+  /** Stored with every commit of the partition, so a later run finds the same range. */
+  metadata(partition: number): string;
+  /** Every record of the partition's range is finished and committed (said once per lease). */
+  finished(partition: number): void;
+}
+
 /** The longest a fetch is decoded before other events (inference results, acks) get a turn, ms. */
 const DECODE_SLICE_MS = 2;
 /** Between heartbeats while taking records in waits (backpressure, registry outage), ms. */
@@ -72,6 +103,9 @@ export class KafkaIntake {
   readonly #ledger = new OffsetLedger();
   readonly #committer: Committer;
   readonly #handlers = new Set<Promise<void>>();
+  readonly #bounds: ReplayBounds | undefined;
+  /** Bounded leases already reported finished. */
+  readonly #reported = new WeakSet<PartitionLease>();
   #memberId: string | undefined;
   #joined = false;
   #stopping = false;
@@ -84,9 +118,12 @@ export class KafkaIntake {
     events: IntakeEvents;
     logger: Logger;
     metrics: ServeMetrics;
+    /** A bounded replay instead of following the topic (see ReplayBounds). */
+    bounds?: ReplayBounds;
   }) {
     const { settings } = options;
     this.#settings = settings;
+    this.#bounds = options.bounds;
     this.#capacity = options.capacity;
     this.#take = options.take;
     this.#events = options.events;
@@ -110,12 +147,20 @@ export class KafkaIntake {
     this.#committer = new Committer({
       ledger: this.#ledger,
       commit: async (offsets) => {
-        await this.#consumer.commitOffsets(offsets);
+        const bounds = this.#bounds;
+        await this.#consumer.commitOffsets(
+          bounds === undefined
+            ? offsets
+            : offsets.map((offset) => ({ ...offset, metadata: bounds.metadata(offset.partition) })),
+        );
         this.#events.contact();
       },
       intervalMs: settings.commitIntervalMs,
       logger: this.#log,
-      onResult: (ok) => this.#metrics.commits.inc({ result: ok ? 'ok' : 'failed' }),
+      onResult: (ok) => {
+        this.#metrics.commits.inc({ result: ok ? 'ok' : 'failed' });
+        if (ok) this.#reportFinished();
+      },
     });
   }
 
@@ -133,6 +178,19 @@ export class KafkaIntake {
       this.#joined = true;
       this.#events.contact();
       this.#events.joined(payload.memberAssignment, revoked);
+      if (this.#bounds !== undefined) {
+        const partitions = payload.memberAssignment[this.#settings.topic] ?? [];
+        this.#bounds.assigned(partitions);
+        this.#position(partitions);
+      }
+    });
+    this.#consumer.on(events.END_BATCH_PROCESS, ({ payload }) => {
+      // A fetch of only transaction markers or aborted records never reaches eachBatch; when it
+      // passes a range's end, the range was read through all the same.
+      if (payload.batchSize !== 0) return;
+      const lease = this.#ledger.lease(payload.topic, payload.partition);
+      const end = lease.range?.end;
+      if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end) this.#readThrough(lease);
     });
     this.#consumer.on(events.FETCH, () => this.#events.contact());
     this.#consumer.on(events.HEARTBEAT, () => this.#events.contact());
@@ -148,6 +206,64 @@ export class KafkaIntake {
       partitionsConsumedConcurrently: 8,
       eachBatch: (payload) => this.#track(this.#handle(payload)),
     });
+  }
+
+  /**
+   * Bounded replay: holds back the partitions just assigned (nothing of them is fetched), asks
+   * where each is read, seeks there and lets the unfinished ones go. Partitions kept from the
+   * previous generation keep their lease and their place.
+   */
+  #position(partitions: readonly number[]): void {
+    const topic = this.#settings.topic;
+    const fresh = partitions
+      .map((partition) => this.#ledger.lease(topic, partition))
+      .filter((lease) => lease.range === undefined);
+    if (fresh.length === 0) return;
+    this.#consumer.pause([{ topic, partitions: fresh.map((lease) => lease.partition) }]);
+    const work = (async () => {
+      let positions: ReadonlyMap<number, ReplayPosition>;
+      try {
+        positions = await this.#bounds!.resolve(fresh.map((lease) => lease.partition));
+      } catch (error) {
+        this.#events.crashed(error, false);
+        return;
+      }
+      const go: number[] = [];
+      for (const lease of fresh) {
+        const position = positions.get(lease.partition);
+        if (lease.revoked || position === undefined) continue;
+        lease.bound(position.range, position.committed);
+        if (lease.readThrough) continue;
+        const from = position.committed ?? position.range.start;
+        this.#consumer.seek({ topic, partition: lease.partition, offset: from.toString() });
+        go.push(lease.partition);
+      }
+      if (go.length > 0 && !this.#stopping) this.#consumer.resume([{ topic, partitions: go }]);
+      this.#reportFinished();
+      // A range that is empty, or was read through before any commit, still commits its end.
+      this.#committer.schedule();
+    })();
+    void this.#track(work);
+  }
+
+  /** No record at or past the lease's range end is taken any more: stop fetching the partition. */
+  #readThrough(lease: PartitionLease): void {
+    if (!lease.markReadThrough()) return;
+    try {
+      this.#consumer.pause([{ topic: lease.topic, partitions: [lease.partition] }]);
+    } catch {
+      // Stopped meanwhile: nothing is fetched any more anyway.
+    }
+    this.#committer.schedule();
+  }
+
+  #reportFinished(): void {
+    if (this.#bounds === undefined) return;
+    for (const lease of this.#ledger.leases()) {
+      if (!lease.finished || this.#reported.has(lease)) continue;
+      this.#reported.add(lease);
+      this.#bounds.finished(lease.partition);
+    }
   }
 
   /** Asks for a commit of what is finished, soon (at most one per commit interval). */
@@ -195,6 +311,9 @@ export class KafkaIntake {
     if (oldest > 0)
       metrics.stageSeconds.observe({ stage: 'fetch' }, Math.max(0, Date.now() - oldest) / 1_000);
     const lease = this.#ledger.lease(topic, partition);
+    const range = lease.range;
+    // A bounded lease not positioned yet: nothing is resolved, so the records are fetched again.
+    if (this.#bounds !== undefined && (range === undefined || lease.readThrough)) return;
     // Whether records of this batch may still be taken. Only an await lets a rebalance, a seek or a
     // stop in, so the full check runs after each one and a cheap one per record.
     const live = () => !this.#stopping && !lease.revoked && payload.isRunning() && !payload.isStale();
@@ -217,6 +336,17 @@ export class KafkaIntake {
       if (!live()) return;
       for (const message of batch.messages) {
         if (this.#stopping || lease.revoked) break;
+        if (range !== undefined) {
+          const offset = BigInt(message.offset);
+          if (offset >= range.end) {
+            this.#readThrough(lease);
+            break;
+          }
+          if (offset < range.start) {
+            resolved = message.offset;
+            continue;
+          }
+        }
         if (handedOutAgain) {
           if (lease.alreadyTaken(message.offset)) {
             // Handed out again after a rebalance that left the partition here: it is in flight already.
@@ -244,6 +374,10 @@ export class KafkaIntake {
         } else if (!outcome) break;
         resolved = message.offset;
         taken += 1;
+        if (range !== undefined && BigInt(message.offset) + 1n >= range.end) {
+          this.#readThrough(lease);
+          break;
+        }
       }
     } finally {
       if (resolved !== undefined) payload.resolveOffset(resolved);

@@ -4,6 +4,12 @@ export interface OffsetEntry {
   done: boolean;
 }
 
+/** A bounded replay's offsets of one partition: from `start` (where reading begins) to `end`, exclusive. */
+export interface PartitionRange {
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
 /**
  * One ownership of a partition: from the group generation that assigned it to this replica until
  * one that did not. It holds the partition's records in the order they were consumed; the
@@ -22,6 +28,10 @@ export class PartitionLease {
   #head = 0;
   #lastDone: string | undefined;
   #lastCommitted: string | undefined;
+  /** A bounded replay's range for this partition, once decided (see bound()). */
+  #range: PartitionRange | undefined;
+  /** Nothing at or past the range's end will be taken: the range was read through. */
+  #readThrough = false;
 
   constructor(topic: string, partition: number) {
     this.topic = topic;
@@ -31,6 +41,38 @@ export class PartitionLease {
   /** True for an offset this lease already took in (in flight or finished). */
   alreadyTaken(offset: string): boolean {
     return this.#lastTaken !== undefined && BigInt(offset) <= BigInt(this.#lastTaken);
+  }
+
+  /**
+   * Makes the lease a bounded one, reading `range`. `committed` is the partition's committed offset
+   * when one exists: a range already committed to its end is finished from the start.
+   */
+  bound(range: PartitionRange, committed: bigint | undefined): void {
+    this.#range = range;
+    if (committed !== undefined) this.#lastCommitted = committed.toString();
+    if (range.start >= range.end || committed === range.end) this.#readThrough = true;
+  }
+
+  get range(): PartitionRange | undefined {
+    return this.#range;
+  }
+
+  /** No record at or past the range's end will be taken; returns false if that was known already. */
+  markReadThrough(): boolean {
+    if (this.#readThrough) return false;
+    this.#readThrough = true;
+    return true;
+  }
+
+  get readThrough(): boolean {
+    return this.#readThrough;
+  }
+
+  /** A bounded lease whose range was read through, finished, and committed up to its end. */
+  get finished(): boolean {
+    return (
+      this.#readThrough && this.#range !== undefined && this.#lastCommitted === this.#range.end.toString()
+    );
   }
 
   /** Tracks the next record; offsets come in increasing order within a lease. */
@@ -54,8 +96,16 @@ export class PartitionLease {
       this.#entries = entries.slice(this.#head);
       this.#head = 0;
     }
-    if (this.#lastDone === undefined) return undefined;
-    const next = (BigInt(this.#lastDone) + 1n).toString();
+    // A range read through and all finished commits its end: offsets in between that were never
+    // records (transaction markers, compacted ones) are passed too, so a restart sees it finished.
+    const through = this.#readThrough && this.#range !== undefined && this.#head === this.#entries.length;
+    if (this.#lastDone === undefined && !through) {
+      // A range taken up for the first time commits its start at once: the range (in the commit's
+      // metadata) is then fixed for every later run of the job, whatever the topic holds by then.
+      const start = this.#range?.start.toString();
+      return this.#lastCommitted === undefined ? start : undefined;
+    }
+    const next = through ? this.#range!.end.toString() : (BigInt(this.#lastDone!) + 1n).toString();
     return next === this.#lastCommitted ? undefined : next;
   }
 
@@ -132,6 +182,11 @@ export class OffsetLedger {
         result.push({ topic: lease.topic, partition: lease.partition, offset, lease });
     }
     return result;
+  }
+
+  /** The leases held now. */
+  leases(): IterableIterator<PartitionLease> {
+    return this.#leases.values();
   }
 
   markCommitted(commits: readonly Committable[]): void {

@@ -7,7 +7,7 @@ import type { ModelRunner } from '../inference/runner.js';
 import { incompleteRows, matrixOf } from '../inference/tensor.js';
 import { recordBytes, type OrderedPublisher } from '../kafka/publisher.js';
 import { keyPosition } from '../models/key-position.js';
-import type { LiveModels, Route } from '../models/live.js';
+import type { LiveModels } from '../models/live.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
 import type { Rejected, DeadLetters } from './dead-letters.js';
@@ -52,6 +52,8 @@ export class ScoringStage {
   readonly #reread: (value: Buffer | null) => Taken | undefined;
   readonly #acknowledged: () => void;
   readonly #onFatal: (error: unknown) => void;
+  /** The route every prediction names instead of primary/canary (a backfill's). */
+  readonly #routeName: string | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
   readonly #backoff = new Backoff();
@@ -74,7 +76,10 @@ export class ScoringStage {
     reread: (value: Buffer | null) => Taken | undefined;
     acknowledged: () => void;
     onFatal: (error: unknown) => void;
+    /** The route every prediction names instead of primary/canary (a backfill's). */
+    routeName?: string;
   }) {
+    this.#routeName = options.routeName;
     this.#batcher = options.batcher;
     this.#live = options.live;
     this.#publisher = options.publisher;
@@ -266,7 +271,7 @@ export class ScoringStage {
           entity_key: item.event.entity_key,
           model_name: model,
           model_version: version,
-          route: slot.route,
+          route: this.#routeName ?? slot.route,
           outputs: slot.outputs,
           event_time: item.event.event_time,
           scored_at: scoredAt,
@@ -295,12 +300,13 @@ export class ScoringStage {
     this.#publisher.publish([{ topic: this.#topic, messages }], () => {
       this.#metrics.stageSeconds.observe({ stage: 'publish' }, (performance.now() - handedOver) / 1_000);
       const now = Date.now();
-      const counts = new Map<ModelRunner, Map<Route, number>>();
+      const counts = new Map<ModelRunner, Map<string, number>>();
       for (const { item, runner, route } of published) {
         item.entry.done = true;
         this.#metrics.endToEndSeconds.observe((now - item.event.event_time) / 1_000);
-        const byRoute = counts.get(runner) ?? new Map<Route, number>();
-        byRoute.set(route, (byRoute.get(route) ?? 0) + 1);
+        const byRoute = counts.get(runner) ?? new Map<string, number>();
+        const name = this.#routeName ?? route;
+        byRoute.set(name, (byRoute.get(name) ?? 0) + 1);
         counts.set(runner, byRoute);
       }
       for (const [runner, byRoute] of counts) {

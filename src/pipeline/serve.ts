@@ -21,7 +21,7 @@ import { RequestDecoder } from '../codec/requests.js';
 import type { SchemaSource } from '../codec/schemas.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
-import { KafkaIntake, heartbeatIntervalMs } from '../kafka/intake.js';
+import { KafkaIntake, heartbeatIntervalMs, type ReplayBounds } from '../kafka/intake.js';
 import { lastConnectionTrouble } from '../kafka/client.js';
 import type { BatchProducer } from '../kafka/producer-thread.js';
 import { MAX_REQUEST_BYTES, OrderedPublisher } from '../kafka/publisher.js';
@@ -66,6 +66,11 @@ export interface ServeDeps {
   metrics: ServeMetrics;
   /** Where predictions, dead letters and shadow records are sent (see openProducer). */
   producer: BatchProducer;
+  /**
+   * A backfill instead of serving: the requests topic is read over fixed ranges (see ReplayBounds)
+   * and every prediction names the route `backfill`.
+   */
+  replay?: ReplayBounds;
 }
 
 export class ServePipeline {
@@ -140,6 +145,7 @@ export class ServePipeline {
       take: this.#decode.take,
       logger: log,
       metrics,
+      ...(deps.replay === undefined ? {} : { bounds: deps.replay }),
       events: {
         joined: (assignment, revoked) =>
           log.info(
@@ -184,6 +190,7 @@ export class ServePipeline {
       reread: (value) => this.#decode.readNow(value),
       acknowledged: () => this.#intake.commitSoon(),
       onFatal: (error) => this.#fail(error),
+      ...(deps.replay === undefined ? {} : { routeName: 'backfill' }),
     });
     if (deps.live.current !== undefined) this.routingChanged(deps.live.current);
   }
