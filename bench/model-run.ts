@@ -17,7 +17,7 @@ import {
   type GridResult,
   type ModelResult,
 } from './summary.js';
-import { startRelay, startServe } from './targets.js';
+import { startBackfill, startRelay, startServe } from './targets.js';
 import { loadWorkload } from './workload.js';
 
 export async function runModel(
@@ -140,6 +140,62 @@ export async function runModel(
     );
     say(`  ${describePaced(hop)}`);
     result.details.hop_paced = hop;
+  }
+
+  if (result.best !== null) {
+    const settings = {
+      batchMaxRows: result.best.batch,
+      lingerMs: result.best.linger_ms,
+      threads: result.best.threads,
+    };
+    say(
+      `${model}: backfill vs serve drain at batch ${settings.batchMaxRows}, linger ${settings.lingerMs} ms (${counts.drainEvents} events, alternated, best of ${repeats})`,
+    );
+    const runs: { serve: DrainResult[]; backfill: DrainResult[] } = { serve: [], backfill: [] };
+    const failures: { serve?: Failed; backfill?: Failed } = {};
+    for (let i = 0; i < repeats; i += 1) {
+      for (const kind of ['serve', 'backfill'] as const) {
+        const outcome = await attempt(() =>
+          drain(
+            clients,
+            workload,
+            `${model}-${kind}-drain`,
+            counts.drainEvents,
+            (t) =>
+              kind === 'serve'
+                ? startServe(endpoints, t, workload, settings)
+                : startBackfill(endpoints, t, workload, settings),
+            plan.drainTimeoutMs,
+          ),
+        );
+        if ('error' in outcome) failures[kind] = outcome;
+        else runs[kind].push(outcome);
+      }
+    }
+    const best = (kind: 'serve' | 'backfill'): BestDrain | Failed =>
+      runs[kind].length === 0
+        ? failures[kind]!
+        : {
+            ...runs[kind].reduce((a, b) => (b.events_per_s > a.events_per_s ? b : a)),
+            repeats_events_per_s: runs[kind].map((run) => run.events_per_s),
+          };
+    const serveBest = best('serve');
+    const backfillBest = best('backfill');
+    const ratio =
+      'error' in serveBest || 'error' in backfillBest
+        ? null
+        : Math.round((backfillBest.events_per_s / serveBest.events_per_s) * 100) / 100;
+    say(
+      `  serve ${describeDrain(serveBest)}; backfill ${describeDrain(backfillBest)}; ratio ${ratio ?? '-'}`,
+    );
+    result.details.backfill = {
+      batch: settings.batchMaxRows,
+      linger_ms: settings.lingerMs,
+      threads: settings.threads,
+      serve: serveBest,
+      backfill: backfillBest,
+      ratio,
+    };
   }
 
   if (plan.profile && result.best !== null) {

@@ -35,13 +35,15 @@ export interface Plan {
   drainTimeoutMs: number;
 }
 
-export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fraud,heavy] [--out FILE]
+export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fraud,heavy] [--repeats N] [--out FILE]
 
   --quick      smoke run (~3 min): one serve setting, fewer events, shorter paced runs
   --profile    also drain once per model under node --cpu-prof at the best setting, write
                bench/results/serve-<model>-*.cpuprofile and print the top self-time functions
                (the profiled drain is not used for any number)
   --models     comma-separated models to run (default fraud,heavy)
+  --repeats N  drains per case, the best kept (default 2, --quick: 1); serve and backfill
+               alternate N times
   --out FILE   result JSON (default bench/results/latest.json, --quick: latest-quick.json)
 
 KAFKA_BROKERS and SCHEMA_REGISTRY_URL select a broker and registry; without them the local JVM
@@ -63,6 +65,7 @@ export function parsePlan(argv: string[]): Plan | undefined {
       profile: { type: 'boolean', default: false },
       models: { type: 'string', default: 'fraud,heavy' },
       out: { type: 'string' },
+      repeats: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -91,7 +94,17 @@ export function parsePlan(argv: string[]): Plan | undefined {
         },
     pacedWarmupSeconds: quick ? 2 : 3,
     pacedMeasureSeconds: quick ? 5 : 15,
-    drainRepeats: quick ? 1 : 2,
+    drainRepeats: repeatsOf(values.repeats, quick ? 1 : 2),
     drainTimeoutMs: quick ? 90_000 : 300_000,
   };
+}
+
+function repeatsOf(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const repeats = Number(text);
+  if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20)
+    throw Object.assign(new Error(`--repeats: ${JSON.stringify(text)} is not a whole number from 1 to 20`), {
+      code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+    });
+  return repeats;
 }

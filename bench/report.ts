@@ -105,6 +105,17 @@ export function formatReport(result: BenchResult): string {
       ),
     );
     out.push(contextLine(m));
+    const backfill = m.details.backfill;
+    if (backfill !== undefined) {
+      const drainOf = (r: typeof backfill.serve) =>
+        'error' in r
+          ? 'failed'
+          : `${fmt(r.events_per_s)} ev/s (repeats ${r.repeats_events_per_s.map(fmt).join(', ')}; CPU ${cpu(r.cpu)}; RSS ${fmt(r.rss_mb)} MB)`;
+      out.push(
+        `backfill vs serve drain at batch ${backfill.batch}, linger ${backfill.linger_ms} ms, ${backfill.threads} thread(s), alternated: ` +
+          `serve ${drainOf(backfill.serve)}; backfill ${drainOf(backfill.backfill)}; ratio ${fmt(backfill.ratio)}`,
+      );
+    }
     const targets = Object.entries(m.targets).map(
       ([name, t]) => `${name} ${t.target}: ${fmt(t.value)} ${t.met ? 'met' : 'NOT met'}`,
     );
@@ -174,6 +185,11 @@ function collectErrors(m: ModelResult): string[] {
   const hop = m.details.hop_paced;
   if (hop !== undefined && 'error' in hop) errors.push(`one hop: ${hop.error.split('\n')[0]}`);
   if ('error' in baseline) errors.push(`baseline: ${baseline.error.split('\n')[0]}`);
+  const backfill = m.details.backfill;
+  if (backfill !== undefined) {
+    if ('error' in backfill.serve) errors.push(`serve drain: ${backfill.serve.error.split('\n')[0]}`);
+    if ('error' in backfill.backfill) errors.push(`backfill: ${backfill.backfill.error.split('\n')[0]}`);
+  }
   for (const g of grid) {
     if ('error' in g.saturation)
       errors.push(`drain ${g.batchMaxRows}/${g.lingerMs}: ${g.saturation.error.split('\n')[0]}`);

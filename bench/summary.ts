@@ -61,7 +61,20 @@ export interface ModelResult {
      */
     hop_paced?: PacedResult | Failed;
     profile?: ProfileSummary | Failed;
+    /** Backfill against serve's drain at the best serve point, alternated in one run. */
+    backfill?: BackfillComparison;
   };
+}
+
+/** Backfill's drain of a pre-filled topic beside serve's, same model and settings, runs alternated. */
+export interface BackfillComparison {
+  batch: number;
+  linger_ms: number;
+  threads: number;
+  serve: BestDrain | Failed;
+  backfill: BestDrain | Failed;
+  /** backfill / serve, best against best. */
+  ratio: number | null;
 }
 
 /** Targets from the issue: what "good" means for each model. */

@@ -60,6 +60,43 @@ export function startServe(
   });
 }
 
+/**
+ * `streamscore backfill` over the whole pre-filled requests topic into the case's predictions
+ * topic: the same settings and environment as startServe, a fresh job per case.
+ */
+export function startBackfill(
+  endpoints: Endpoints,
+  topics: CaseTopics,
+  workload: Workload,
+  settings: ServeSettings,
+): ChildUnderTest {
+  return new ChildUnderTest({
+    script: join('dist', 'src', 'cli.js'),
+    args: [
+      'backfill',
+      '--from',
+      'beginning',
+      '--version',
+      workload.version,
+      '--output',
+      topics.predictions,
+      '--dead-letter-topic',
+      topics.dlq,
+      '--job',
+      topics.group,
+    ],
+    env: {
+      ...commonEnv(endpoints, topics),
+      STREAMSCORE_MODEL: workload.model,
+      STREAMSCORE_BATCH_MAX_ROWS: String(settings.batchMaxRows),
+      STREAMSCORE_BATCH_LINGER_MS: String(settings.lingerMs),
+      STREAMSCORE_INFERENCE_THREADS: String(settings.threads),
+      STREAMSCORE_METRICS_PORT: '0',
+      STREAMSCORE_METRICS_HOST: '127.0.0.1',
+    },
+  });
+}
+
 export function startRelay(endpoints: Endpoints, topics: CaseTopics, workload: Workload): ChildUnderTest {
   return new ChildUnderTest({
     script: join('dist', 'bench', 'transport-relay.js'),

@@ -194,9 +194,10 @@ export class ServeProcess {
   static start(
     topics: TestTopics,
     env: Record<string, string> = {},
-    command: 'serve' | 'drift' = 'serve',
+    command: 'serve' | 'drift' | 'backfill' = 'serve',
+    args: readonly string[] = [],
   ): ServeProcess {
-    const child = spawn(process.execPath, ['dist/src/cli.js', command], {
+    const child = spawn(process.execPath, ['dist/src/cli.js', command, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         PATH: process.env.PATH,
@@ -295,11 +296,14 @@ export function fraudEvents(
   });
 }
 
-/** Writes events keyed by entity key, in chunks; paced to `rate` events/s when given. */
+/**
+ * Writes events keyed by entity key, in chunks; paced to `rate` events/s when given. With
+ * `timeOf`, event i gets that time as its record timestamp and its event_time.
+ */
 export async function produceEvents(
   topic: string,
   events: FeatureEvent[],
-  options: { rate?: number } = {},
+  options: { rate?: number; timeOf?: (i: number) => number } = {},
 ): Promise<void> {
   const schemaId = await registerFeatureSchema(topic);
   const producer = await connectProducer();
@@ -312,10 +316,13 @@ export async function produceEvents(
         if (wait > 0) await sleep(wait);
       }
       const messages = [];
-      for (const event of events.slice(sent, sent + chunk)) {
+      for (let i = sent; i < Math.min(events.length, sent + chunk); i += 1) {
+        const event = events[i]!;
+        const time = options.timeOf?.(i);
         messages.push({
           key: event.entity_key,
-          value: await registry.encode(schemaId, { ...event, event_time: Date.now() }),
+          value: await registry.encode(schemaId, { ...event, event_time: time ?? Date.now() }),
+          ...(time === undefined ? {} : { timestamp: String(time) }),
         });
       }
       await producer.send({ topic, messages });

@@ -118,7 +118,11 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
         events: Number(before.total),
         alreadyDone: Number(before.done),
       },
-      before.done > 0n ? 'backfill resuming' : 'backfill starting',
+      before.complete
+        ? 'backfill already complete'
+        : before.done > 0n
+          ? 'backfill resuming'
+          : 'backfill starting',
     );
     if (shutdown.isRequested) return 1;
 
