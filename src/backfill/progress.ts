@@ -38,7 +38,7 @@ export function progressView(options: {
   const rate = (scored: number) => scored / Math.max(0.001, (performance.now() - started) / 1_000);
   if (!options.terminal) {
     const everyMs = options.everyMs ?? 5_000;
-    let lastAt = 0;
+    let lastAt = Number.NEGATIVE_INFINITY;
     return {
       update(sample) {
         const now = performance.now();
