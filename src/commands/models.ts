@@ -4,8 +4,18 @@ import { StreamscoreError, describeError } from '../errors.js';
 import { ModelRunner, type ExecutionProvider } from '../inference/runner.js';
 import { ModelRepository, type ModelMetadata } from '../models/repository.js';
 import { readRouting, type RoutingSpec } from '../models/routing.js';
+import { checkVariant, type VariantCheck } from '../models/variant.js';
 
-type Check = { ok: true; metadata: ModelMetadata } | { ok: false; message: string };
+type Check =
+  { ok: true; metadata: ModelMetadata; variant: VariantCheck | undefined } | { ok: false; message: string };
+
+/** How a variant compares with its source, for listings. */
+function variantDetail(check: Check): string {
+  if (!check.ok || check.metadata.variant === undefined || check.variant === undefined) return '';
+  const { metadata, variant } = check;
+  const kind = metadata.precision === undefined ? 'variant' : `${metadata.precision} variant`;
+  return `; ${kind} of ${metadata.variant!.of}: max |diff| ${variant.maxScoreDiff.toFixed(4)}, agreement ${variant.agreement.toFixed(4)} on ${variant.rows} reference rows`;
+}
 
 /** Loads and validates one version exactly as serve would before routing traffic to it. */
 async function check(
@@ -15,13 +25,15 @@ async function check(
   config: Config,
 ): Promise<Check> {
   try {
-    const runner = await ModelRunner.load(await repository.load(name, version), {
-      executionProvider: config.executionProvider as ExecutionProvider,
-      threads: 1,
-    });
-    const { metadata } = runner;
-    await runner.release();
-    return { ok: true, metadata };
+    const options = { executionProvider: config.executionProvider as ExecutionProvider, threads: 1 };
+    const runner = await ModelRunner.load(await repository.load(name, version), options);
+    let variant: VariantCheck | undefined;
+    try {
+      variant = await checkVariant(repository, runner, options);
+    } finally {
+      await runner.release();
+    }
+    return { ok: true, metadata: runner.metadata, variant };
   } catch (error) {
     return { ok: false, message: describeError(error) };
   }
@@ -63,7 +75,7 @@ export async function listModels(config: Config): Promise<number> {
       const result = checks.get(version)!;
       if (!result.ok) failures += 1;
       const detail = result.ok
-        ? `${result.metadata.inputs[0]!.features.length} features -> ${result.metadata.outputs.map((o) => o.name).join(', ')}`
+        ? `${result.metadata.inputs[0]!.features.length} features -> ${result.metadata.outputs.map((o) => o.name).join(', ')}${variantDetail(result)}`
         : result.message;
       rows.push([`${name}/${version}`, result.ok ? 'ok' : 'refused', routes.get(version) ?? '-', detail]);
     }
@@ -81,7 +93,9 @@ export async function validateModel(config: Config, path: string | undefined): P
   const name = basename(dirname(folder));
   const result = await check(new ModelRepository(dirname(dirname(folder))), name, version, config);
   if (result.ok) {
-    process.stdout.write(`${name}/${version}: ok (sha256 ${result.metadata.sha256})\n`);
+    process.stdout.write(
+      `${name}/${version}: ok (sha256 ${result.metadata.sha256})${variantDetail(result)}\n`,
+    );
     return 0;
   }
   process.stdout.write(`${name}/${version}: refused: ${result.message}\n`);
@@ -132,6 +146,7 @@ export async function describeModel(config: Config, name: string | undefined): P
       `  outputs: ${m.outputs.map((o) => `${o.name} (${o.tensor}${o.column === null ? '' : `[:, ${o.column}]`})`).join(', ')}`,
     );
     if (m.threshold !== undefined) lines.push(`  decision threshold: ${m.threshold}`);
+    if (m.variant !== undefined) lines.push(`  ${variantDetail(result).slice(2)}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

@@ -29,6 +29,22 @@ export interface ModelMetadata {
   inputs: ModelInput[];
   outputs: ModelOutput[];
   threshold?: number;
+  /** Numeric precision of the weights, when not float32 (e.g. "int8"); informational. */
+  precision?: string;
+  /** A version derived from another (a quantized copy): checked against it before it loads. */
+  variant?: VariantOf;
+}
+
+/** What a derived version is a variant of, and how far from it it may score. */
+export interface VariantOf {
+  /** The source version, in the same model folder. */
+  of: string;
+  limits: {
+    /** The largest |variant score - source score| allowed on the reference rows. */
+    maxScoreDiff: number;
+    /** The smallest share of reference rows where both decide alike at their thresholds. */
+    minAgreement: number;
+  };
 }
 
 export interface ModelVersion {

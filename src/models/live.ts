@@ -4,6 +4,7 @@ import { describeError, isStreamscoreError } from '../errors.js';
 import { ModelRunner, type RunnerOptions } from '../inference/runner.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ModelRepository } from './repository.js';
+import { checkVariant } from './variant.js';
 import type { RoutingSpec } from './routing.js';
 
 export type Route = 'primary' | 'canary' | 'shadow';
@@ -177,6 +178,12 @@ export class LiveModels {
         ...this.#options,
         hooks: { onRestart: () => this.#events.restarted(version) },
       });
+      try {
+        await checkVariant(this.repository, runner, this.#options);
+      } catch (error) {
+        await runner.release();
+        throw error;
+      }
       this.#refused.delete(version);
       this.#loaded.set(version, { runner, refs: 0, retired: false });
       this.#events.loaded(version, (performance.now() - started) / 1_000);

@@ -210,6 +210,29 @@ function parseMetadata(value: unknown, where: string): ModelMetadata {
       }
     });
   }
+  if (
+    value.threshold !== undefined &&
+    !(typeof value.threshold === 'number' && Number.isFinite(value.threshold))
+  )
+    problems.push('"threshold" must be a number');
+  if (value.precision !== undefined && typeof value.precision !== 'string')
+    problems.push('"precision" must be a string');
+  if (value.variant !== undefined) {
+    const variant = value.variant;
+    const limits = object(variant) ? variant.limits : undefined;
+    if (!object(variant) || typeof variant.of !== 'string' || variant.of === '' || !object(limits)) {
+      problems.push(
+        '"variant" must be { "of": "<version>", "limits": { "maxScoreDiff": n, "minAgreement": n } }',
+      );
+    } else {
+      const { maxScoreDiff, minAgreement } = limits;
+      if (!(typeof maxScoreDiff === 'number' && maxScoreDiff >= 0 && maxScoreDiff <= 1))
+        problems.push('"variant.limits.maxScoreDiff" must be a number from 0 to 1');
+      if (!(typeof minAgreement === 'number' && minAgreement >= 0 && minAgreement <= 1))
+        problems.push('"variant.limits.minAgreement" must be a number from 0 to 1');
+      if (variant.of === value.version) problems.push('"variant.of" names the version itself');
+    }
+  }
   if (problems.length > 0) {
     throw new StreamscoreError('MODEL_INVALID', `${where}: ${problems.join('; ')}`, {
       context: { reason: 'metadata' },
