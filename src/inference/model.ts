@@ -29,6 +29,8 @@ export interface ModelMetadata {
   inputs: ModelInput[];
   outputs: ModelOutput[];
   threshold?: number;
+  /** The drift monitor's settings for this version: `roles` overrides a feature's role (docs/drift.md). */
+  drift?: { roles?: Record<string, unknown> };
 }
 
 export interface ModelVersion {

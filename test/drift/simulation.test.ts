@@ -82,10 +82,18 @@ describe('drift on simulated fraud traffic', () => {
     assert.ok(reports.every((r) => r.event_count === WINDOW && r.closed_by === 'count'));
     const alarms = reports.filter((r) => r.status !== 'ok');
     assert.ok(alarms.length <= 1, `false alarms: ${alarms.map((r) => flagged(r).join('+')).join(', ')}`);
-    // Every feature and the score were tested in every window (no null p-values at this size).
-    assert.ok(reports.every((r) => [...r.features, ...r.outputs].every((d) => d.p_value !== null)));
+    // Every feature and the score were tested in every window (no null p-values at this size), but
+    // the hour of day: cyclical, excluded with its reason.
+    for (const d of reports.flatMap((r) => [...r.features, ...r.outputs])) {
+      if (d.name === 'hour_of_day') assert.ok(d.excluded !== null && d.p_value === null);
+      else assert.ok(d.excluded === null && d.p_value !== null, d.name);
+    }
     // Under no drift, PSI stays near its sampling noise, (bins - 1) / n, far below 0.1.
-    const worstPsi = Math.max(...reports.flatMap((r) => [...r.features, ...r.outputs].map((d) => d.psi!)));
+    const worstPsi = Math.max(
+      ...reports.flatMap((r) =>
+        [...r.features, ...r.outputs].filter((d) => d.psi !== null).map((d) => d.psi!),
+      ),
+    );
     assert.ok(worstPsi < 0.03, `largest stationary PSI ${worstPsi}`);
     const stats = monitor.stats();
     assert.ok(stats.joinEntries <= 30_000, 'join holds at most ttl x rate entries');
