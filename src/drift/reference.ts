@@ -44,7 +44,8 @@ export interface DistributionProfile {
 
 /**
  * The reference split by the time slices of a cyclical feature (one slice per bin of that
- * feature): for every other feature and output, counts[slice][bin] on its own frozen bins.
+ * feature): for every other feature and output that depends on the slice in the training data,
+ * counts[slice][bin] on its own frozen bins. The others are compared with the whole reference.
  */
 export interface TimeSlices {
   /** The cyclical feature whose bins are the slices. */
@@ -179,10 +180,15 @@ function parseSlices(
       problems.push(`${field}.${key} must be an object of name -> counts, got ${describe(value)}`);
       return tables;
     }
-    for (const [subject, profile] of profiles) {
-      if (key === 'features' && subject === name) continue;
-      const table = value[subject];
+    for (const [subject, table] of Object.entries(value)) {
+      const profile = profiles.get(subject);
       const where = `${field}.${key}.${subject}`;
+      if (profile === undefined || (key === 'features' && subject === name)) {
+        problems.push(
+          `${where}: "${subject}" is not another profiled ${key === 'features' ? 'feature' : 'output'}`,
+        );
+        continue;
+      }
       const width = profile.counts.length;
       const wellFormed =
         Array.isArray(table) &&

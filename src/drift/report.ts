@@ -11,6 +11,7 @@ import {
   psi,
   sliceMixture,
   type ChiSquareResult,
+  type RateChange,
 } from './statistics.js';
 import {
   agreementStatus,
@@ -59,8 +60,9 @@ export interface DistributionDrift {
   degrees_of_freedom: number | null;
   p_value: number | null;
   p_adjusted: number | null;
-  /** Categorical: live / reference rate of the category that changed most. */
+  /** Categorical: live / reference rate of the category that changed most, and the factor it moved by at least (95 %). */
   rate_change: number | null;
+  rate_change_bound: number | null;
   /** Numeric: mean ridit of the window against the reference, minus 1/2; and it standardized. */
   location_shift: number | null;
   location_z: number | null;
@@ -259,7 +261,7 @@ function distributionDrift(
     histogram: HistogramSnapshot;
     psi: number | null;
     test: ChiSquareResult | null;
-    rateChange: number | null;
+    rateChange: RateChange | null;
     location: { shift: number; z: number } | null;
     cusum: CusumState | null;
   },
@@ -273,7 +275,7 @@ function distributionDrift(
       excluded: m.excluded,
       psi: m.psi,
       pAdjusted,
-      rateChange: m.rateChange,
+      rateBound: m.rateChange?.bound ?? null,
       shift: m.location?.shift ?? null,
       cusum: m.cusum,
       outsideShare: histogram.count > 0 ? histogram.outside / histogram.count : null,
@@ -294,7 +296,8 @@ function distributionDrift(
     degrees_of_freedom: m.test?.degreesOfFreedom ?? null,
     p_value: m.test?.pValue ?? null,
     p_adjusted: pAdjusted,
-    rate_change: m.rateChange,
+    rate_change: m.rateChange?.ratio ?? null,
+    rate_change_bound: m.rateChange?.bound ?? null,
     location_shift: m.location?.shift ?? null,
     location_z: m.location?.z ?? null,
     cusum_up: m.cusum?.up ?? null,

@@ -115,29 +115,49 @@ export function locationShift(
   return { shift, z: shift / Math.sqrt(variance * (1 / n + 1 / total)) };
 }
 
+/** A category's rate change: live / reference rate, and how far it moved at least. */
+export interface RateChange {
+  /** live rate / reference rate (2 = doubled, 0.5 = halved). */
+  ratio: number;
+  /**
+   * The factor it moved by at least, either way, with 95 % confidence (>= 1): the log ratio's
+   * interval, ln(ratio) -/+ 1.96 sqrt((1 - p)/(n p) + (1 - r)/(N r)), nearest end to 0. 1 when the
+   * interval holds no change.
+   */
+  bound: number;
+}
+
 /**
- * The relative change of the category that moved most: live rate / reference rate for the bin with
- * the largest |ln ratio| (2 = doubled, 0.5 = halved), with an empty live bin floored at `floor` as in
- * PSI. Null when a side is empty. A relative measure on purpose: 8 % -> 16 % and 40 % -> 80 % are both
- * a doubling, where PSI, Hellinger or Jensen-Shannon rate the first a small change.
+ * The category whose rate moved most, judged by its confidence bound, so a rare category's noisy
+ * rate needs more evidence than a common one's. A relative measure on purpose: 8 % -> 16 % and
+ * 40 % -> 80 % are both a doubling, where PSI, Hellinger or Jensen-Shannon rate the first a small
+ * change. An empty live bin counts as half an event. Null when a side is empty.
  */
-export function largestRateChange(
-  live: readonly number[],
-  reference: readonly number[],
-  floor = PSI_FLOOR,
-): number | null {
+export function largestRateChange(live: readonly number[], reference: readonly number[]): RateChange | null {
   checkSameLength(live, reference);
   const n = sum(live);
   const total = sum(reference);
   if (n <= 0 || total <= 0) return null;
-  let largest = 1;
+  let largest: RateChange = { ratio: 1, bound: 1 };
   for (let i = 0; i < live.length; i += 1) {
-    if (reference[i]! <= 0) continue;
-    const ratio = Math.max(live[i]! / n, floor) / (reference[i]! / total);
-    if (Math.abs(Math.log(ratio)) > Math.abs(Math.log(largest))) largest = ratio;
+    const r = reference[i]! / total;
+    if (!(r > 0 && r < 1)) continue;
+    const p = Math.max(live[i]!, 0.5) / n;
+    const ratio = p / r;
+    const se = Math.sqrt(Math.max(0, 1 - p) / (n * p) + (1 - r) / (total * r));
+    const bound = Math.exp(Math.max(0, Math.abs(Math.log(ratio)) - Z_95 * se));
+    if (
+      bound > largest.bound ||
+      (bound === largest.bound && Math.abs(Math.log(ratio)) > Math.abs(Math.log(largest.ratio)))
+    ) {
+      largest = { ratio, bound };
+    }
   }
   return largest;
 }
+
+/** The two-sided 95 % normal quantile. */
+const Z_95 = 1.959964;
 
 /**
  * The reference as the window's own time-slice mix would have drawn it: each slice's bin shares,

@@ -31,8 +31,8 @@ export interface DriftThresholds {
   /** A chi-square test needs this many expected live events in every bin; fewer and it is not run. */
   minExpectedCount: number;
   /**
-   * A categorical feature whose most changed category moved by this factor (up or down) in a
-   * significant change is a warning; by rateAlert, an alert.
+   * A categorical feature with a category whose rate moved by at least this factor, up or down, with
+   * 95 % confidence, in a significant change, is a warning; by rateAlert, an alert.
    */
   rateWarn: number;
   rateAlert: number;
@@ -60,8 +60,8 @@ export const DEFAULT_THRESHOLDS: Readonly<DriftThresholds> = Object.freeze({
   psiAlert: 0.25,
   pValue: 0.05,
   minExpectedCount: 5,
-  rateWarn: 1.5,
-  rateAlert: 2,
+  rateWarn: 1.25,
+  rateAlert: 1.5,
   cusumAllowance: 1,
   cusumLimit: 4,
   shiftMin: 0.025,
@@ -113,8 +113,8 @@ export interface Evidence {
   psi: number | null;
   /** Holm-adjusted chi-square p-value. */
   pAdjusted: number | null;
-  /** Categorical: the most changed category's live / reference rate. */
-  rateChange: number | null;
+  /** Categorical: the factor the most changed category's rate moved by at least (95 % bound, >= 1). */
+  rateBound: number | null;
   /** Numeric: the window's location shift and the CUSUM sums after it. */
   shift: number | null;
   cusum: CusumState | null;
@@ -137,7 +137,8 @@ export interface Judgement {
  *     p-value. PSI alone flags noise in small windows; the test alone flags harmless changes in
  *     large ones.
  *   - rate (categorical): a category whose rate moved by rateWarn (rateAlert) or more, either way,
- *     in a significant change: PSI hardly sees a rare category double, a rate ratio does.
+ *     with 95 % confidence, in a significant change: PSI hardly sees a rare category double, a rate
+ *     ratio does, and its confidence bound keeps a rare category's noise from passing for a change.
  *   - cusum (numeric and outputs): the accumulated location shift passed the limit, in the
  *     direction the current window still shows by at least shiftMin; a warning, never an alert.
  *   - range (cyclical): values outside the cycle the reference saw.
@@ -149,9 +150,9 @@ export function judgeDistribution(e: Evidence, t: DriftThresholds): Judgement {
   if (!e.excluded && significant && e.psi !== null) {
     verdicts.push(['psi', e.psi >= t.psiAlert ? 'alert' : e.psi >= t.psiWarn ? 'warn' : 'ok']);
   }
-  if (e.role === 'categorical' && significant && e.rateChange !== null && e.rateChange > 0) {
-    const factor = Math.max(e.rateChange, 1 / e.rateChange);
-    verdicts.push(['rate', factor >= t.rateAlert ? 'alert' : factor >= t.rateWarn ? 'warn' : 'ok']);
+  if (e.role === 'categorical' && significant && e.rateBound !== null) {
+    const bound = e.rateBound;
+    verdicts.push(['rate', bound >= t.rateAlert ? 'alert' : bound >= t.rateWarn ? 'warn' : 'ok']);
   }
   if (e.role === 'numeric' && e.cusum !== null && e.shift !== null) {
     const up = e.cusum.up > t.cusumLimit && e.shift >= t.shiftMin;
