@@ -115,8 +115,14 @@ for (const window of WINDOW_SIZES) {
       flagged: reports.filter((r) => r.status !== 'ok').length,
       by_rule: { psi: byRule('psi'), rate: byRule('rate'), cusum: byRule('cusum'), range: byRule('range') },
       flagged_subjects: [
-        ...new Set(reports.flatMap((r) => subjects(r).filter((d) => d.status !== 'ok'))),
-      ].map((d) => d.name),
+        ...new Set(
+          reports.flatMap((r) =>
+            subjects(r)
+              .filter((d) => d.status !== 'ok')
+              .map((d) => d.name),
+          ),
+        ),
+      ],
     });
   }
 }
@@ -172,6 +178,7 @@ for (const window of WINDOW_SIZES) {
     let beforeFlagged = 0;
     let untouched = 0;
     let after = 0;
+    const rules: Record<string, number> = {};
     for (let run = 0; run < RUNS; run += 1) {
       const drift = { fromEvent: WINDOWS_BEFORE * window, ...c.drift(window) };
       const reports = await feed(
@@ -187,6 +194,13 @@ for (const window of WINDOW_SIZES) {
         r.features.some((f) => c.changed.includes(f.name) && f.status !== 'ok'),
       );
       delays.push(delay < 0 ? Infinity : delay);
+      for (const rule of new Set(
+        (changed[delay]?.features ?? [])
+          .filter((f) => c.changed.includes(f.name))
+          .flatMap((f) => f.flagged_by),
+      )) {
+        rules[rule] = (rules[rule] ?? 0) + 1;
+      }
       untouched += changed.filter((r) =>
         r.features.some((f) => !c.changed.includes(f.name) && f.status !== 'ok'),
       ).length;
@@ -202,6 +216,8 @@ for (const window of WINDOW_SIZES) {
       shift_sd_when_flagged_max: c.name.includes('per window')
         ? `${(0.1 * Math.max(...delays)).toFixed(1)}-${(0.1 * (Math.max(...delays) + 1)).toFixed(1)}`
         : null,
+      // Runs whose first flagging window had each rule fire on a changed feature.
+      first_flagged_by: rules,
       windows_before_change: before,
       windows_before_change_flagged: beforeFlagged,
       windows_after_change: after,
@@ -312,7 +328,10 @@ console.table(
     'delay max / mean': `${d.delay_windows.max} / ${d.delay_windows.mean.toFixed(1)}`,
     'within 2 windows': `${d.detected_within_2_windows}/${d.runs}`,
     'shift when flagged, max':
-      d.shift_sd_when_flagged_max === undefined ? '' : `${d.shift_sd_when_flagged_max} sd`,
+      d.shift_sd_when_flagged_max === null ? '' : `${d.shift_sd_when_flagged_max} sd`,
+    'first flagged by': Object.entries(d.first_flagged_by)
+      .map(([rule, runs]) => `${rule} ${runs}`)
+      .join(', '),
     'flagged before change': `${d.windows_before_change_flagged}/${d.windows_before_change}`,
     'untouched flagged after': `${d.windows_with_untouched_feature_flagged}/${d.windows_after_change}`,
   })),
