@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from scipy.stats import chi2_contingency
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = ROOT / "training" / "fraud_features.json"
@@ -43,6 +45,18 @@ N_BINS = 10
 QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 TOLERANCE = 1e-5  # what the TypeScript test may use against expected.json
 N_EXPECTED = 16
+
+# Drift roles (docs/drift.md): how the monitor judges each feature. A feature whose name says it is
+# a time of day or week, with whole values, is cyclical; one with at most two values categorical;
+# the rest numeric. A "role" in the feature spec, or "drift": {"roles": ...} in model.json, overrides.
+ROLES = ("numeric", "categorical", "cyclical")
+CYCLE_NAME = re.compile(r"(^|_)(hour|hour_of_day|day_of_week|weekday|minute_of_day)($|_)")
+MAX_CATEGORIES = 32  # a categorical feature gets one bin per value up to this many values
+MAX_SLICES = 48  # a cyclical feature gets one bin (one time slice) per value up to this many
+# A subject is compared within time slices only where it depends on them: a chi-square test of
+# independence of (slice, bin) on the training rows below this p-value. Conditioning costs power
+# (each slice holds 1/24 of the rows), so features that do not follow the clock keep the whole reference.
+SLICE_DEPENDENCE_P = 0.001
 
 HEAVY_IN, HEAVY_H1, HEAVY_H2 = 256, 1024, 512
 HEAVY_REFERENCE_ROWS = 20000
@@ -153,14 +167,48 @@ def generate(spec: dict, n: int, seed: int):
 
 # --------------------------------------------------------------------------- reference profile
 
-def profile(values: np.ndarray) -> dict:
-    v = np.asarray(values, dtype=np.float64)
+def infer_role(name: str, values: np.ndarray, declared: str | None) -> tuple[str, str]:
+    """The drift role of a feature and why, from its name and training values."""
+    if declared is not None:
+        if declared not in ROLES:
+            raise ValueError(f"feature {name}: role {declared!r} is not one of {', '.join(ROLES)}")
+        return declared, "declared in the feature spec"
+    distinct = np.unique(values)
+    whole = bool(np.all(distinct == np.floor(distinct)))
+    if CYCLE_NAME.search(name) and whole and len(distinct) <= MAX_SLICES:
+        return "cyclical", f"name reads as a time of day or week, {len(distinct)} whole values {distinct[0]:g}..{distinct[-1]:g}"
+    if len(distinct) <= 2:
+        return "categorical", f"{len(distinct)} distinct values"
+    return "numeric", f"{len(distinct)} distinct values" + (" (whole numbers, ordered)" if whole else "")
+
+
+def value_edges(v: np.ndarray) -> np.ndarray:
+    """One bin per distinct value: every value but the largest is an edge (bin i holds edges[i])."""
+    return np.unique(v)[:-1]
+
+
+def decile_edges(v: np.ndarray) -> np.ndarray:
     inner = np.quantile(v, [i / N_BINS for i in range(1, N_BINS)], method="inverted_cdf")
     # sorted, duplicates removed (binary / integer features), and no edge equal to
     # the maximum: the bin above it would be empty in the reference. So every
     # reference bin holds at least one value (bin i contains edges[i]).
     edges = np.unique(inner)
-    edges = edges[edges < v.max()]
+    return edges[edges < v.max()]
+
+
+def feature_edges(v: np.ndarray, role: str) -> np.ndarray:
+    distinct = len(np.unique(v))
+    if role == "categorical" and distinct <= MAX_CATEGORIES:
+        return value_edges(v)
+    if role == "cyclical" and distinct <= MAX_SLICES:
+        return value_edges(v)
+    return decile_edges(v)
+
+
+def profile(values: np.ndarray, edges: np.ndarray | None = None) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    if edges is None:
+        edges = decile_edges(v)
     idx = np.searchsorted(edges, v, side="left")  # bin i: edges[i-1] < x <= edges[i]
     counts = np.bincount(idx, minlength=len(edges) + 1)
     return {
@@ -175,7 +223,57 @@ def profile(values: np.ndarray) -> dict:
     }
 
 
-def reference_doc(name, version, seed, source, feature_names, X, outputs: dict) -> dict:
+def slice_counts(values: np.ndarray, edges: list, slices: np.ndarray, n_slices: int) -> list:
+    """Counts per (time slice, frozen bin): row s holds the bin counts of the rows in slice s."""
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), np.asarray(values, dtype=np.float64), side="left")
+    table = np.zeros((n_slices, len(edges) + 1), dtype=np.int64)
+    np.add.at(table, (slices, idx), 1)
+    return [[int(c) for c in row] for row in table]
+
+
+def depends_on_slice(table: list) -> tuple[bool, float]:
+    t = np.asarray(table, dtype=np.float64)
+    t = t[:, t.sum(axis=0) > 0]
+    t = t[t.sum(axis=1) > 0]
+    if t.shape[0] < 2 or t.shape[1] < 2:
+        return False, 1.0
+    p = float(chi2_contingency(t, correction=False).pvalue)
+    return p < SLICE_DEPENDENCE_P, p
+
+
+def feature_profiles(label: str, feature_names, X, outputs: dict, declared: dict) -> dict:
+    """Profiles of every feature, each with its drift role (printed), and for the first cyclical
+    feature the bin counts, within each of its time slices, of every other feature and output that
+    depends on it."""
+    features = {}
+    for i, n in enumerate(feature_names):
+        role, why = infer_role(n, X[:, i], declared.get(n))
+        print(f"{label}: drift role of {n}: {role} ({why})")
+        features[n] = {**profile(X[:, i], feature_edges(X[:, i], role)), "role": role, "roleReason": why}
+    outs = {k: profile(v) for k, v in outputs.items()}
+    cyclical = [n for n in feature_names if features[n]["role"] == "cyclical"]
+    if cyclical:
+        by = cyclical[0]
+        column = np.asarray(X[:, feature_names.index(by)], dtype=np.float64)
+        edges = np.asarray(features[by]["edges"], dtype=np.float64)
+        slices = np.searchsorted(edges, column, side="left")
+        n_slices = len(edges) + 1
+        tables = {"features": {}, "outputs": {}}
+        candidates = [("features", n, X[:, i], features[n]) for i, n in enumerate(feature_names) if n != by]
+        candidates += [("outputs", k, v, outs[k]) for k, v in outputs.items()]
+        for section, n, values, prof in candidates:
+            table = slice_counts(values, prof["edges"], slices, n_slices)
+            dependent, p = depends_on_slice(table)
+            verdict = "compared within its slices" if dependent else "compared with the whole reference"
+            print(f"{label}: {n} against {by}: independence p = {p:.3g}, {verdict}")
+            if dependent:
+                tables[section][n] = table
+        features[by]["slices"] = tables
+    return {"features": features, "outputs": outs}
+
+
+def reference_doc(name, version, seed, source, feature_names, X, outputs: dict, declared: dict) -> dict:
+    profiles = feature_profiles(f"{name}/{version}", feature_names, X, outputs, declared)
     return {
         "name": name,
         "version": version,
@@ -183,12 +281,12 @@ def reference_doc(name, version, seed, source, feature_names, X, outputs: dict) 
         "source": source,
         "binning": {
             "bins": N_BINS,
-            "edges": "finite inner edges only, ascending: decile cut points (10%..90%) of the data, numpy quantile method 'inverted_cdf' (each edge is a data value), duplicates removed and edges equal to the data maximum dropped, so there are at most 9 edges (10 bins) and no reference bin is empty; binary features get 1 edge (2 bins)",
+            "edges": "finite inner edges only, ascending: decile cut points (10%..90%) of the data, numpy quantile method 'inverted_cdf' (each edge is a data value), duplicates removed and edges equal to the data maximum dropped, so there are at most 9 edges (10 bins) and no reference bin is empty; binary features get 1 edge (2 bins). A categorical feature with at most 32 values, or a cyclical one with at most 48, gets one bin per value instead: every value but the largest is an edge",
             "rule": "with k edges there are k+1 bins; bin 0 = (-inf, edges[0]], bin i = (edges[i-1], edges[i]], bin k = (edges[k-1], +inf); i.e. bin index = number of edges strictly below x",
         },
         "statistics": "std is the population std (ddof=0); quantiles use numpy's default linear interpolation",
-        "features": {n: profile(X[:, i]) for i, n in enumerate(feature_names)},
-        "outputs": {k: profile(v) for k, v in outputs.items()},
+        "roles": "role of each feature for the drift monitor (numeric, categorical or cyclical) and why it was chosen; the first cyclical feature carries slices: for each of its bins (a time slice), the bin counts over the rows in that slice of every other feature and output that depends on it (chi-square test of independence, p < 0.001); the others are compared with the whole reference",
+        **profiles,
     }
 
 
@@ -245,6 +343,7 @@ def fraud_models(spec: dict, out: Path) -> dict:
     seed = int(spec["seed"])
     n = int(spec["rows"])
     names = [f["name"] for f in spec["features"]]
+    declared = {f["name"]: f["role"] for f in spec["features"] if "role" in f}
     X64, y, z = generate(spec, n, seed)
     X = X64.astype(np.float32)  # the service feeds float32: train on the same values
     n_train = int(n * 0.8)
@@ -307,7 +406,7 @@ def fraud_models(spec: dict, out: Path) -> dict:
         write_json(d / "reference.json", reference_doc(
             "fraud", version, seed,
             f"all {n} generated rows (train + test) of training/fraud_features.json, seed {seed}; output scores from onnxruntime on model.onnx",
-            names, X, {"score": prob_all[:, 1]},
+            names, X, {"score": prob_all[:, 1]}, declared,
         ))
 
         # expected outputs
@@ -435,7 +534,7 @@ def heavy_model(seed: int, out: Path) -> tuple[np.ndarray, np.ndarray, list[str]
     write_json(d / "reference.json", reference_doc(
         "heavy", "1", seed,
         f"{HEAVY_REFERENCE_ROWS} rows of independent standard-normal features (numpy default_rng(seed + 3)); output scores from onnxruntime on model.onnx",
-        names, X, {"score": scores[:, 0]},
+        names, X, {"score": scores[:, 0]}, {},
     ))
 
     rng_e = np.random.default_rng(seed + 4)
@@ -540,7 +639,7 @@ def int8_variant(name: str, source: str, version: str, seed: int, out: Path,
     write_json(d / "reference.json", reference_doc(
         name, version, seed,
         f"the {len(X)} reference rows of {name}/{source}; output scores from onnxruntime on this int8 model.onnx",
-        features, X, {"score": scores[:, 0]},
+        features, X, {"score": scores[:, 0]}, source_meta.get("drift", {}).get("roles", {}),
     ))
     (got,) = int8.run(None, {"features": X_exp})
     (got_fp32,) = fp32.run(None, {"features": X_exp})

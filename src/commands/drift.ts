@@ -109,7 +109,18 @@ async function loadProfiles(config: Config, logger: Logger): Promise<VersionProf
         name: config.model,
         version,
       });
-      profiles.push(versionProfile(reference, metadata.threshold));
+      const profile = versionProfile(reference, metadata.threshold, metadata.drift?.roles);
+      logger.info(
+        {
+          model: config.model,
+          version,
+          roles: Object.fromEntries([...profile.roles].map(([name, choice]) => [name, choice.role])),
+        },
+        `drift roles of ${config.model}/${version}: ${[...profile.roles]
+          .map(([name, choice]) => `${name} ${choice.role}`)
+          .join(', ')}`,
+      );
+      profiles.push(profile);
     } catch (error) {
       logger.warn(
         { model: config.model, version },

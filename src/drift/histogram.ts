@@ -7,6 +7,8 @@ export interface HistogramSnapshot {
   count: number;
   /** Values absent or not finite, not counted. */
   missing: number;
+  /** Values counted that lie outside the reference's [min, max]. */
+  outside: number;
   /** Null when count is 0. */
   mean: number | null;
   /** Population standard deviation (ddof 0, like the reference); null when count is 0. */
@@ -21,14 +23,21 @@ export interface HistogramSnapshot {
  */
 export class BinnedHistogram {
   readonly #edges: readonly number[];
+  readonly #min: number;
+  readonly #max: number;
   readonly #counts: number[];
   #count = 0;
+  #outside = 0;
   #missing = 0;
   #mean = 0;
   #m2 = 0;
 
-  constructor(profile: Pick<DistributionProfile, 'edges'>) {
+  constructor(
+    profile: Pick<DistributionProfile, 'edges'> & Partial<Pick<DistributionProfile, 'min' | 'max'>>,
+  ) {
     this.#edges = profile.edges;
+    this.#min = profile.min ?? -Infinity;
+    this.#max = profile.max ?? Infinity;
     this.#counts = new Array<number>(profile.edges.length + 1).fill(0);
   }
 
@@ -37,8 +46,10 @@ export class BinnedHistogram {
       this.#missing += 1;
       return;
     }
-    this.#counts[binIndex(this.#edges, Math.fround(value))]! += 1;
+    const single = Math.fround(value);
+    this.#counts[binIndex(this.#edges, single)]! += 1;
     this.#count += 1;
+    if (single < this.#min || single > this.#max) this.#outside += 1;
     const delta = value - this.#mean;
     this.#mean += delta / this.#count;
     this.#m2 += delta * (value - this.#mean);
@@ -50,6 +61,7 @@ export class BinnedHistogram {
       counts: [...this.#counts],
       count: this.#count,
       missing: this.#missing,
+      outside: this.#outside,
       mean: empty ? null : this.#mean,
       std: empty ? null : Math.sqrt(Math.max(0, this.#m2 / this.#count)),
     };

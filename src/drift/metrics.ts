@@ -24,6 +24,12 @@ export function createDriftMetrics(registry: Registry) {
       labelNames: distribution,
       registers,
     }),
+    cusum: new Gauge({
+      name: 'streamscore_drift_cusum',
+      help: 'CUSUM of the location shift of a numeric feature or output, carried across windows: side="up" or "down" (absent for other roles).',
+      labelNames: [...distribution, 'side'] as const,
+      registers,
+    }),
     status: new Gauge({
       name: 'streamscore_drift_status',
       help: 'Drift status of a feature or output, last window: 0 ok, 1 warn, 2 alert.',
@@ -101,6 +107,8 @@ export function recordReport(metrics: DriftMetrics, report: DriftReport): void {
       const labels = { model, version, kind, name: d.name };
       setOrRemove(metrics.psi, labels, d.psi);
       setOrRemove(metrics.pValue, labels, d.p_adjusted);
+      setOrRemove(metrics.cusum, { ...labels, side: 'up' }, d.cusum_up);
+      setOrRemove(metrics.cusum, { ...labels, side: 'down' }, d.cusum_down);
       metrics.status.set(labels, statusRank(d.status));
     }
   }

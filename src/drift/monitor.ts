@@ -1,5 +1,6 @@
+import { CusumMemory } from './accumulation.js';
 import { ExpiringJoin } from './join.js';
-import { buildReport, type DriftReport } from './report.js';
+import { buildReport, cusumSums, type DriftReport } from './report.js';
 import { DEFAULT_THRESHOLDS, checkThresholds, type DriftThresholds } from './status.js';
 import {
   DEFAULT_WINDOW_LIMITS,
@@ -100,7 +101,8 @@ const MAX_MISSING_REMEMBERED = 1_000;
  * every version that scored it (its prediction's version, and each shadow version), each output in
  * its own version's window, and each shadow record's two scores in the served version's window.
  *
- * Memory is bounded: per model version a count per reference bin and one accumulator per shadow;
+ * Memory is bounded: per model version a count per reference bin, two CUSUM sums per feature and
+ * output, and one accumulator per shadow;
  * the join holds at most join.maxEntries request ids, each for at most join.ttlMs.
  */
 export class DriftMonitor {
@@ -108,6 +110,8 @@ export class DriftMonitor {
   readonly windowLimits: WindowLimits;
   readonly #profiles = new Map<string, VersionProfile>();
   readonly #windows = new Map<string, DriftWindow>();
+  /** Each version's CUSUM sums, carried from one of its windows to the next. */
+  readonly #cusums = new CusumMemory();
   /** Shadow versions compared with each served version in its previous window. */
   readonly #previousShadows = new Map<string, string[]>();
   readonly #join: ExpiringJoin<Pending>;
@@ -138,6 +142,7 @@ export class DriftMonitor {
   setProfile(profile: VersionProfile): void {
     const key = versionKey(profile.reference.name, profile.reference.version);
     this.#profiles.set(key, profile);
+    this.#cusums.forget(key);
     this.#missingReported.delete(key);
   }
 
@@ -285,7 +290,14 @@ export class DriftMonitor {
     if (window === undefined) return;
     this.#windows.delete(key);
     this.#previousShadows.set(key, window.shadowVersions());
-    this.#closed.push(buildReport(window.snapshot(now, reason), window.profile, this.thresholds));
+    const report = buildReport(
+      window.snapshot(now, reason),
+      window.profile,
+      this.thresholds,
+      this.#cusums.of(key),
+    );
+    this.#cusums.set(key, cusumSums(report));
+    this.#closed.push(report);
   }
 
   /**

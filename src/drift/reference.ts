@@ -2,6 +2,21 @@ import { readFile } from 'node:fs/promises';
 import { StreamscoreError } from '../errors.js';
 
 /**
+ * How the drift monitor judges a feature (docs/drift.md): `numeric` on its frozen quantile bins,
+ * with a location statistic accumulated across windows; `categorical` by the rate of each category
+ * (one bin per value); `cyclical` (a time of day or week, which follows the clock in time-ordered
+ * traffic) is not compared with the whole-cycle reference: it is reported as excluded, and the
+ * other features and outputs are compared with the reference of the same time slices.
+ */
+export type FeatureRole = 'numeric' | 'categorical' | 'cyclical';
+
+export const FEATURE_ROLES: readonly FeatureRole[] = ['numeric', 'categorical', 'cyclical'];
+
+export function isFeatureRole(value: unknown): value is FeatureRole {
+  return typeof value === 'string' && (FEATURE_ROLES as readonly string[]).includes(value);
+}
+
+/**
  * One feature's or output's distribution on the training data, as training/train.py writes it
  * into reference.json (see training/README.md). Bins are frozen here: live data never moves them.
  */
@@ -21,6 +36,22 @@ export interface DistributionProfile {
   edges: readonly number[];
   /** Training rows per bin, edges.length + 1 entries, summing to count. */
   counts: readonly number[];
+  /** The role the training script chose (outputs are numeric); reference.json without one: numeric. */
+  role: FeatureRole;
+  /** Why that role, as the training script printed it. */
+  roleReason: string;
+}
+
+/**
+ * The reference split by the time slices of a cyclical feature (one slice per bin of that
+ * feature): for every other feature and output that depends on the slice in the training data,
+ * counts[slice][bin] on its own frozen bins. The others are compared with the whole reference.
+ */
+export interface TimeSlices {
+  /** The cyclical feature whose bins are the slices. */
+  feature: string;
+  features: ReadonlyMap<string, readonly (readonly number[])[]>;
+  outputs: ReadonlyMap<string, readonly (readonly number[])[]>;
 }
 
 /** The reference profile of one model version: every input feature and every profiled output. */
@@ -30,6 +61,8 @@ export interface ReferenceProfile {
   /** In the model's tensor order. */
   features: ReadonlyMap<string, DistributionProfile>;
   outputs: ReadonlyMap<string, DistributionProfile>;
+  /** Present when a cyclical feature carries per-slice counts. */
+  slices?: TimeSlices;
   /** The file it was read from, for messages. */
   source: string;
 }
@@ -104,6 +137,7 @@ export function parseReference(
   }
   const features = parseSection(root.features, 'features', problems, true);
   const outputs = parseSection(root.outputs, 'outputs', problems, false);
+  const slices = parseSlices(root.features, features, outputs, problems);
   if (problems.length > 0) {
     throw new StreamscoreError(
       'MODEL_INVALID',
@@ -116,8 +150,72 @@ export function parseReference(
     version: version as string,
     features,
     outputs,
+    ...(slices === undefined ? {} : { slices }),
     source,
   });
+}
+
+/** The first cyclical feature's `slices`, checked against every profile's bins and count. */
+function parseSlices(
+  raw: unknown,
+  features: ReadonlyMap<string, DistributionProfile>,
+  outputs: ReadonlyMap<string, DistributionProfile>,
+  problems: string[],
+): TimeSlices | undefined {
+  if (!isObject(raw)) return undefined;
+  const name = [...features].find(([, p]) => p.role === 'cyclical')?.[0];
+  const entry = name === undefined ? undefined : raw[name];
+  if (name === undefined || !isObject(entry) || entry.slices === undefined) return undefined;
+  const field = `features.${name}.slices`;
+  const before = problems.length;
+  if (!isObject(entry.slices)) {
+    problems.push(`${field} must be an object, got ${describe(entry.slices)}`);
+    return undefined;
+  }
+  const sliceCount = features.get(name)!.counts.length;
+  const section = (key: 'features' | 'outputs', profiles: ReadonlyMap<string, DistributionProfile>) => {
+    const tables = new Map<string, readonly (readonly number[])[]>();
+    const value = (entry.slices as Record<string, unknown>)[key];
+    if (!isObject(value)) {
+      problems.push(`${field}.${key} must be an object of name -> counts, got ${describe(value)}`);
+      return tables;
+    }
+    for (const [subject, table] of Object.entries(value)) {
+      const profile = profiles.get(subject);
+      const where = `${field}.${key}.${subject}`;
+      if (profile === undefined || (key === 'features' && subject === name)) {
+        problems.push(
+          `${where}: "${subject}" is not another profiled ${key === 'features' ? 'feature' : 'output'}`,
+        );
+        continue;
+      }
+      const width = profile.counts.length;
+      const wellFormed =
+        Array.isArray(table) &&
+        table.length === sliceCount &&
+        table.every(
+          (row) =>
+            Array.isArray(row) &&
+            row.length === width &&
+            row.every((c) => typeof c === 'number' && Number.isInteger(c) && c >= 0),
+        );
+      if (!wellFormed) {
+        problems.push(`${where} must be ${sliceCount} rows (one per slice) of ${width} counts (one per bin)`);
+        continue;
+      }
+      const rows = (table as number[][]).map((row) => Object.freeze([...row]));
+      const total = rows.reduce((sum, row) => sum + row.reduce((a, b) => a + b, 0), 0);
+      if (total !== profile.count) problems.push(`${where} sums to ${total}, but count is ${profile.count}`);
+      tables.set(subject, Object.freeze(rows));
+    }
+    return tables;
+  };
+  const sliced = {
+    feature: name,
+    features: section('features', features),
+    outputs: section('outputs', outputs),
+  };
+  return problems.length > before ? undefined : Object.freeze(sliced);
 }
 
 function parseSection(
@@ -208,8 +306,15 @@ function parseProfile(raw: unknown, field: string, problems: string[]): Distribu
     }
     if (total <= 0) problems.push(`${field}.counts are all zero`);
   }
+  let role: FeatureRole = 'numeric';
+  if (raw.role !== undefined) {
+    if (isFeatureRole(raw.role)) role = raw.role;
+    else problems.push(`${field}.role must be one of ${FEATURE_ROLES.join(', ')}, got ${describe(raw.role)}`);
+  }
   if (problems.length > before) return undefined;
   return Object.freeze({
+    role,
+    roleReason: typeof raw.roleReason === 'string' ? raw.roleReason : 'no role in reference.json',
     count,
     mean,
     std,

@@ -1,11 +1,23 @@
+import { CUSUM_START, accumulate, type CusumState } from './accumulation.js';
 import type { AgreementSnapshot } from './agreement.js';
 import type { HistogramSnapshot } from './histogram.js';
-import type { DistributionProfile } from './reference.js';
-import { PSI_FLOOR, chiSquareHomogeneity, holmAdjust, psi, type ChiSquareResult } from './statistics.js';
+import type { DistributionProfile, FeatureRole } from './reference.js';
+import {
+  PSI_FLOOR,
+  chiSquareHomogeneity,
+  holmAdjust,
+  largestRateChange,
+  locationShift,
+  psi,
+  sliceMixture,
+  type ChiSquareResult,
+  type RateChange,
+} from './statistics.js';
 import {
   agreementStatus,
-  distributionStatus,
+  judgeDistribution,
   worstStatus,
+  type DriftRule,
   type DriftStatus,
   type DriftThresholds,
   type StatusSummary,
@@ -32,15 +44,34 @@ export interface DriftReport {
 
 export interface DistributionDrift {
   name: string;
+  /** numeric, categorical or cyclical; outputs are numeric. */
+  role: FeatureRole;
+  /** Why this subject was not compared with the reference (a cyclical feature); null when it was. */
+  excluded: string | null;
+  /** The cyclical feature whose time slices the reference was matched to; null: the whole reference. */
+  conditioned_on: string | null;
   count: number;
   missing: number;
+  /** Values outside the reference's [min, max]. */
+  outside_range: number;
   psi: number | null;
   test: string;
   statistic: number | null;
   degrees_of_freedom: number | null;
   p_value: number | null;
   p_adjusted: number | null;
+  /** Categorical: live / reference rate of the category that changed most, and the factor it moved by at least (95 %). */
+  rate_change: number | null;
+  rate_change_bound: number | null;
+  /** Numeric: mean ridit of the window against the reference, minus 1/2; and it standardized. */
+  location_shift: number | null;
+  location_z: number | null;
+  /** Numeric: the CUSUM sums of the location z after this window (evidence of a move up, down). */
+  cusum_up: number | null;
+  cusum_down: number | null;
   status: DriftStatus;
+  /** The rules that set a status other than ok: psi, rate, cusum, range. */
+  flagged_by: DriftRule[];
   live_mean: number | null;
   live_std: number | null;
   reference_mean: number;
@@ -72,33 +103,89 @@ export interface ReportedThresholds {
   p_value: number;
   min_expected_count: number;
   psi_floor: number;
+  rate_warn: number;
+  rate_alert: number;
+  cusum_allowance: number;
+  cusum_limit: number;
+  shift_min: number;
+  outside_warn: number;
   agreement_warn: number;
   agreement_alert: number;
   agreement_min_compared: number;
 }
 
+/** Why a cyclical feature is not compared with its reference, as reports give it. */
+export const CYCLICAL_EXCLUDED =
+  'cyclical: in time-ordered traffic a window holds a slice of the cycle, never the whole reference; only its range is checked';
+
 /**
- * Turns a closed window into its report: PSI and the chi-square test per feature and output, Holm's
- * correction across all of them (one family per report), a status each, and the shadow comparisons.
+ * Turns a closed window into its report: per feature and output, PSI and the chi-square test on the
+ * frozen bins, Holm's correction across all of them (one family per report), the rate change of
+ * categorical features, the location shift and its CUSUM for numeric ones, a status each, and the
+ * shadow comparisons. `accumulated` holds the CUSUM sums after the version's previous window, keyed
+ * `feature:<name>` and `output:<name>`; the report carries the new ones (see cusumSums).
+ *
+ * When the version has time slices (a cyclical feature, such as the hour of day), every other
+ * subject is compared with the reference drawn in the window's own mix of slices: traffic that
+ * follows the clock is not drift, and a feature that depends on the hour is judged within its hour.
  */
 export function buildReport(
   window: WindowSnapshot,
   profile: VersionProfile,
   thresholds: DriftThresholds,
+  accumulated: ReadonlyMap<string, CusumState> = new Map(),
 ): DriftReport {
-  const { reference } = profile;
+  const { reference, slices } = profile;
+  const sliceCounts = slices === undefined ? undefined : window.features.get(slices.feature)?.counts;
   const subjects = [
-    ...[...reference.features].map(([name, p]) => ({ name, reference: p, live: window.features.get(name) })),
-    ...[...reference.outputs].map(([name, p]) => ({ name, reference: p, live: window.outputs.get(name) })),
-  ];
-  const measured = subjects.map(({ name, reference: p, live }) => {
-    const histogram = live ?? emptyHistogram(p);
-    return {
+    ...[...reference.features].map(([name, p]) => ({
+      key: `feature:${name}`,
       name,
       p,
+      role: profile.roles.get(name)?.role ?? p.role,
+      table: slices?.features.get(name),
+      live: window.features.get(name),
+    })),
+    ...[...reference.outputs].map(([name, p]) => ({
+      key: `output:${name}`,
+      name,
+      p,
+      role: 'numeric' as const,
+      table: slices?.outputs.get(name),
+      live: window.outputs.get(name),
+    })),
+  ];
+  const measured = subjects.map((subject) => {
+    const histogram = subject.live ?? emptyHistogram(subject.p);
+    const excluded = subject.role === 'cyclical';
+    const mixture =
+      !excluded && subject.table !== undefined && sliceCounts !== undefined
+        ? sliceMixture(subject.table, sliceCounts)
+        : null;
+    const expected = mixture ?? subject.p.counts;
+    const test = excluded
+      ? null
+      : chiSquareHomogeneity(histogram.counts, expected, thresholds.minExpectedCount);
+    const location = subject.role === 'numeric' ? locationShift(histogram.counts, expected) : null;
+    return {
+      ...subject,
       histogram,
-      psi: psi(histogram.counts, p.counts, PSI_FLOOR),
-      test: chiSquareHomogeneity(histogram.counts, p.counts, thresholds.minExpectedCount),
+      excluded,
+      conditionedOn: mixture === null ? null : slices!.feature,
+      psi: excluded ? null : psi(histogram.counts, expected, PSI_FLOOR),
+      test,
+      rateChange: subject.role === 'categorical' ? largestRateChange(histogram.counts, expected) : null,
+      location,
+      // Only windows large enough to test add to the sums: a tiny window's z is not normal.
+      cusum:
+        subject.role === 'numeric'
+          ? accumulate(
+              accumulated.get(subject.key) ?? CUSUM_START,
+              test === null ? null : (location?.z ?? null),
+              thresholds.cusumAllowance,
+              thresholds.cusumLimit,
+            )
+          : null,
     };
   });
   const adjusted = holmAdjust(measured.map((m) => m.test?.pValue ?? null));
@@ -126,11 +213,33 @@ export function buildReport(
       p_value: thresholds.pValue,
       min_expected_count: thresholds.minExpectedCount,
       psi_floor: PSI_FLOOR,
+      rate_warn: thresholds.rateWarn,
+      rate_alert: thresholds.rateAlert,
+      cusum_allowance: thresholds.cusumAllowance,
+      cusum_limit: thresholds.cusumLimit,
+      shift_min: thresholds.shiftMin,
+      outside_warn: thresholds.outsideWarn,
       agreement_warn: thresholds.agreementWarn,
       agreement_alert: thresholds.agreementAlert,
       agreement_min_compared: thresholds.agreementMinCompared,
     },
   };
+}
+
+/** The CUSUM sums a report ends with, keyed as buildReport takes them, for the version's next window. */
+export function cusumSums(report: DriftReport): Map<string, CusumState> {
+  const sums = new Map<string, CusumState>();
+  for (const [kind, list] of [
+    ['feature', report.features],
+    ['output', report.outputs],
+  ] as const) {
+    for (const d of list) {
+      if (d.cusum_up !== null && d.cusum_down !== null) {
+        sums.set(`${kind}:${d.name}`, { up: d.cusum_up, down: d.cusum_down });
+      }
+    }
+  }
+  return sums;
 }
 
 /** Each subject's status, keyed `feature:<name>`, `output:<name>`, `shadow:<version>`, for the tracker. */
@@ -146,29 +255,60 @@ function distributionDrift(
   m: {
     name: string;
     p: DistributionProfile;
+    role: FeatureRole;
+    excluded: boolean;
+    conditionedOn: string | null;
     histogram: HistogramSnapshot;
     psi: number | null;
     test: ChiSquareResult | null;
+    rateChange: RateChange | null;
+    location: { shift: number; z: number } | null;
+    cusum: CusumState | null;
   },
   pAdjusted: number | null,
   thresholds: DriftThresholds,
 ): DistributionDrift {
+  const { histogram } = m;
+  const judgement = judgeDistribution(
+    {
+      role: m.role,
+      excluded: m.excluded,
+      psi: m.psi,
+      pAdjusted,
+      rateBound: m.rateChange?.bound ?? null,
+      shift: m.location?.shift ?? null,
+      cusum: m.cusum,
+      outsideShare: histogram.count > 0 ? histogram.outside / histogram.count : null,
+    },
+    thresholds,
+  );
   return {
     name: m.name,
-    count: m.histogram.count,
-    missing: m.histogram.missing,
+    role: m.role,
+    excluded: m.excluded ? CYCLICAL_EXCLUDED : null,
+    conditioned_on: m.conditionedOn,
+    count: histogram.count,
+    missing: histogram.missing,
+    outside_range: histogram.outside,
     psi: m.psi,
     test: DRIFT_TEST,
     statistic: m.test?.statistic ?? null,
     degrees_of_freedom: m.test?.degreesOfFreedom ?? null,
     p_value: m.test?.pValue ?? null,
     p_adjusted: pAdjusted,
-    status: distributionStatus(m.psi, pAdjusted, thresholds),
-    live_mean: m.histogram.mean,
-    live_std: m.histogram.std,
+    rate_change: m.rateChange?.ratio ?? null,
+    rate_change_bound: m.rateChange?.bound ?? null,
+    location_shift: m.location?.shift ?? null,
+    location_z: m.location?.z ?? null,
+    cusum_up: m.cusum?.up ?? null,
+    cusum_down: m.cusum?.down ?? null,
+    status: judgement.status,
+    flagged_by: judgement.flaggedBy,
+    live_mean: histogram.mean,
+    live_std: histogram.std,
     reference_mean: m.p.mean,
     reference_std: m.p.std,
-    live_counts: m.histogram.counts,
+    live_counts: histogram.counts,
     reference_counts: [...m.p.counts],
   };
 }
@@ -198,5 +338,5 @@ function shadowComparison(
 }
 
 function emptyHistogram(p: DistributionProfile): HistogramSnapshot {
-  return { counts: p.counts.map(() => 0), count: 0, missing: 0, mean: null, std: null };
+  return { counts: p.counts.map(() => 0), count: 0, missing: 0, outside: 0, mean: null, std: null };
 }

@@ -83,6 +83,114 @@ export function chiSquareHomogeneity(
   return { statistic, degreesOfFreedom, pValue: chiSquareSurvival(statistic, degreesOfFreedom) };
 }
 
+/**
+ * Where the window lies against the reference on an ordered feature, from bin counts alone: the
+ * mean ridit of the window's values minus 1/2, i.e. P(live > reference) - P(live < reference), halved
+ * (the Mann-Whitney statistic on the frozen bins). 0 under no drift; a normal feature moved by
+ * d standard deviations gives about 0.28 d. `z` standardizes it with its two-sample standard error,
+ * sqrt(v (1/n + 1/N)), v the variance of the reference's ridits (ties in a bin share one ridit, so
+ * discrete features are exact). Null for an empty side or a single-valued reference.
+ */
+export function locationShift(
+  live: readonly number[],
+  reference: readonly number[],
+): { shift: number; z: number } | null {
+  checkSameLength(live, reference);
+  const n = sum(live);
+  const total = sum(reference);
+  if (n <= 0 || total <= 0) return null;
+  let below = 0;
+  let mean = 0;
+  let square = 0;
+  for (let i = 0; i < live.length; i += 1) {
+    const p = reference[i]! / total;
+    const ridit = below + p / 2;
+    below += p;
+    mean += (live[i]! * ridit) / n;
+    square += p * ridit * ridit;
+  }
+  const variance = square - 0.25;
+  if (!(variance > 1e-12)) return null;
+  const shift = mean - 0.5;
+  return { shift, z: shift / Math.sqrt(variance * (1 / n + 1 / total)) };
+}
+
+/** A category's rate change: live / reference rate, and how far it moved at least. */
+export interface RateChange {
+  /** live rate / reference rate (2 = doubled, 0.5 = halved). */
+  ratio: number;
+  /**
+   * The factor it moved by at least, either way, with 95 % confidence (>= 1): the log ratio's
+   * interval, ln(ratio) -/+ 1.96 sqrt((1 - p)/(n p) + (1 - r)/(N r)), nearest end to 0. 1 when the
+   * interval holds no change.
+   */
+  bound: number;
+}
+
+/**
+ * The category whose rate moved most, judged by its confidence bound, so a rare category's noisy
+ * rate needs more evidence than a common one's. A relative measure on purpose: 8 % -> 16 % and
+ * 40 % -> 80 % are both a doubling, where PSI, Hellinger or Jensen-Shannon rate the first a small
+ * change. An empty live bin counts as half an event. Null when a side is empty.
+ */
+export function largestRateChange(live: readonly number[], reference: readonly number[]): RateChange | null {
+  checkSameLength(live, reference);
+  const n = sum(live);
+  const total = sum(reference);
+  if (n <= 0 || total <= 0) return null;
+  let largest: RateChange = { ratio: 1, bound: 1 };
+  for (let i = 0; i < live.length; i += 1) {
+    const r = reference[i]! / total;
+    if (!(r > 0 && r < 1)) continue;
+    const p = Math.max(live[i]!, 0.5) / n;
+    const ratio = p / r;
+    const se = Math.sqrt(Math.max(0, 1 - p) / (n * p) + (1 - r) / (total * r));
+    const bound = Math.exp(Math.max(0, Math.abs(Math.log(ratio)) - Z_95 * se));
+    if (
+      bound > largest.bound ||
+      (bound === largest.bound && Math.abs(Math.log(ratio)) > Math.abs(Math.log(largest.ratio)))
+    ) {
+      largest = { ratio, bound };
+    }
+  }
+  return largest;
+}
+
+/** The two-sided 95 % normal quantile. */
+const Z_95 = 1.959964;
+
+/**
+ * The reference as the window's own time-slice mix would have drawn it: each slice's bin shares,
+ * weighted by the share of the window's events in that slice. Returned as counts of an equivalent
+ * sample, its Kish effective size 1 / sum(w_s^2 / N_s), so that the two-sample tests above weigh the
+ * reference's noise right: a window inside one slice is compared with that slice's rows, as a
+ * plain two-sample test; a window spread like the reference is compared with about all of them.
+ * Null when the window has no event in any slice.
+ */
+export function sliceMixture(
+  table: readonly (readonly number[])[],
+  windowSlices: readonly number[],
+): number[] | null {
+  if (table.length !== windowSlices.length) {
+    throw new RangeError(`the window has ${windowSlices.length} slices, the reference ${table.length}`);
+  }
+  const n = sum(windowSlices);
+  if (n <= 0) return null;
+  const bins = table[0]?.length ?? 0;
+  const shares = new Array<number>(bins).fill(0);
+  let inverse = 0;
+  for (let s = 0; s < table.length; s += 1) {
+    const weight = windowSlices[s]! / n;
+    const rows = sum(table[s]!);
+    if (weight === 0 || rows === 0) continue;
+    for (let b = 0; b < bins; b += 1) shares[b]! += (weight * table[s]![b]!) / rows;
+    inverse += (weight * weight) / rows;
+  }
+  if (inverse === 0) return null;
+  const effective = 1 / inverse;
+  return shares.map((share) => share * effective);
+}
+
 /** P(X >= x) for X chi-square with df degrees of freedom: Q(df/2, x/2). */
 export function chiSquareSurvival(x: number, df: number): number {
   if (!(df > 0)) throw new RangeError(`chi-square degrees of freedom must be > 0, got ${df}`);

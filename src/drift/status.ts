@@ -1,4 +1,6 @@
 import { StreamscoreError } from '../errors.js';
+import type { CusumState } from './accumulation.js';
+import type { FeatureRole } from './reference.js';
 
 /** How far a distribution or a shadow has moved, in three steps. */
 export type DriftStatus = 'ok' | 'warn' | 'alert';
@@ -28,6 +30,23 @@ export interface DriftThresholds {
   pValue: number;
   /** A chi-square test needs this many expected live events in every bin; fewer and it is not run. */
   minExpectedCount: number;
+  /**
+   * A categorical feature with a category whose rate moved by at least this factor, up or down, with
+   * 95 % confidence, in a significant change, is a warning; by rateAlert, an alert.
+   */
+  rateWarn: number;
+  rateAlert: number;
+  /** CUSUM allowance k: standard errors of location shift each window may show and add nothing. */
+  cusumAllowance: number;
+  /** CUSUM limit h, in standard errors: above it a numeric subject's accumulated shift is a warning. */
+  cusumLimit: number;
+  /**
+   * ...provided the window's own location shift is at least this (about 0.09 standard deviations of
+   * a normal feature), so a negligible but persistent shift in very large windows stays ok.
+   */
+  shiftMin: number;
+  /** Share of a cyclical feature's values outside the reference's range that is a warning. */
+  outsideWarn: number;
   /** Decision agreement with a shadow below this is a warning. */
   agreementWarn: number;
   /** Decision agreement with a shadow below this is an alert. */
@@ -41,6 +60,12 @@ export const DEFAULT_THRESHOLDS: Readonly<DriftThresholds> = Object.freeze({
   psiAlert: 0.25,
   pValue: 0.05,
   minExpectedCount: 5,
+  rateWarn: 1.25,
+  rateAlert: 1.5,
+  cusumAllowance: 1,
+  cusumLimit: 4,
+  shiftMin: 0.025,
+  outsideWarn: 0.01,
   agreementWarn: 0.95,
   agreementAlert: 0.9,
   agreementMinCompared: 100,
@@ -54,6 +79,16 @@ export function checkThresholds(thresholds: DriftThresholds): DriftThresholds {
   if (!(t.psiAlert >= t.psiWarn)) problems.push(`psiAlert (${t.psiAlert}) must be >= psiWarn (${t.psiWarn})`);
   if (!(t.pValue > 0 && t.pValue < 1)) problems.push(`pValue must be in (0, 1), got ${t.pValue}`);
   if (!(t.minExpectedCount > 0)) problems.push(`minExpectedCount must be > 0, got ${t.minExpectedCount}`);
+  if (!(t.rateWarn > 1)) problems.push(`rateWarn must be > 1, got ${t.rateWarn}`);
+  if (!(t.rateAlert >= t.rateWarn))
+    problems.push(`rateAlert (${t.rateAlert}) must be >= rateWarn (${t.rateWarn})`);
+  if (!(t.cusumAllowance >= 0)) problems.push(`cusumAllowance must be >= 0, got ${t.cusumAllowance}`);
+  if (!(t.cusumLimit > 0)) problems.push(`cusumLimit must be > 0, got ${t.cusumLimit}`);
+  if (!(t.shiftMin >= 0 && t.shiftMin < 0.5))
+    problems.push(`shiftMin must be in [0, 0.5), got ${t.shiftMin}`);
+  if (!(t.outsideWarn > 0 && t.outsideWarn <= 1)) {
+    problems.push(`outsideWarn must be in (0, 1], got ${t.outsideWarn}`);
+  }
   if (!(t.agreementWarn > 0 && t.agreementWarn <= 1)) {
     problems.push(`agreementWarn must be in (0, 1], got ${t.agreementWarn}`);
   }
@@ -69,21 +104,68 @@ export function checkThresholds(thresholds: DriftThresholds): DriftThresholds {
   return Object.freeze({ ...t });
 }
 
+/** What a window measured of one feature or output, for its status. */
+export interface Evidence {
+  /** Outputs are judged as numeric. */
+  role: FeatureRole;
+  /** Cyclical features are not compared with the whole-cycle reference; only their range is checked. */
+  excluded: boolean;
+  psi: number | null;
+  /** Holm-adjusted chi-square p-value. */
+  pAdjusted: number | null;
+  /** Categorical: the factor the most changed category's rate moved by at least (95 % bound, >= 1). */
+  rateBound: number | null;
+  /** Numeric: the window's location shift and the CUSUM sums after it. */
+  shift: number | null;
+  cusum: CusumState | null;
+  /** Share of the values outside the reference's [min, max]. */
+  outsideShare: number | null;
+}
+
+/** The rules that can flag a distribution, as reports name them in flagged_by. */
+export type DriftRule = 'psi' | 'rate' | 'cusum' | 'range';
+
+export interface Judgement {
+  status: DriftStatus;
+  /** The rules that fired, in this order: psi, rate, cusum, range. */
+  flaggedBy: DriftRule[];
+}
+
 /**
- * A feature's or output's status: it takes both a large enough PSI (the change matters) and a
- * significant Holm-adjusted chi-square p-value (the change is not this window's sampling noise).
- * PSI alone flags noise in small windows; the test alone flags harmless changes in large ones.
- * Without a test result (too few events) the status is ok: the report's null p-value says why.
+ * A feature's or output's status, the worst of its rules:
+ *   - psi (every role but cyclical): a large enough PSI and a significant Holm-adjusted chi-square
+ *     p-value. PSI alone flags noise in small windows; the test alone flags harmless changes in
+ *     large ones.
+ *   - rate (categorical): a category whose rate moved by rateWarn (rateAlert) or more, either way,
+ *     with 95 % confidence, in a significant change: PSI hardly sees a rare category double, a rate
+ *     ratio does, and its confidence bound keeps a rare category's noise from passing for a change.
+ *   - cusum (numeric and outputs): the accumulated location shift passed the limit, in the
+ *     direction the current window still shows by at least shiftMin; a warning, never an alert.
+ *   - range (cyclical): values outside the cycle the reference saw.
+ * Without a test result (too few events) psi and rate say ok: the report's null p-value says why.
  */
-export function distributionStatus(
-  psi: number | null,
-  pAdjusted: number | null,
-  thresholds: DriftThresholds,
-): DriftStatus {
-  if (psi === null || pAdjusted === null || !(pAdjusted < thresholds.pValue)) return 'ok';
-  if (psi >= thresholds.psiAlert) return 'alert';
-  if (psi >= thresholds.psiWarn) return 'warn';
-  return 'ok';
+export function judgeDistribution(e: Evidence, t: DriftThresholds): Judgement {
+  const verdicts: [DriftRule, DriftStatus][] = [];
+  const significant = e.pAdjusted !== null && e.pAdjusted < t.pValue;
+  if (!e.excluded && significant && e.psi !== null) {
+    verdicts.push(['psi', e.psi >= t.psiAlert ? 'alert' : e.psi >= t.psiWarn ? 'warn' : 'ok']);
+  }
+  if (e.role === 'categorical' && significant && e.rateBound !== null) {
+    const bound = e.rateBound;
+    verdicts.push(['rate', bound >= t.rateAlert ? 'alert' : bound >= t.rateWarn ? 'warn' : 'ok']);
+  }
+  if (e.role === 'numeric' && e.cusum !== null && e.shift !== null) {
+    const up = e.cusum.up > t.cusumLimit && e.shift >= t.shiftMin;
+    const down = e.cusum.down > t.cusumLimit && e.shift <= -t.shiftMin;
+    verdicts.push(['cusum', up || down ? 'warn' : 'ok']);
+  }
+  if (e.excluded && e.outsideShare !== null) {
+    verdicts.push(['range', e.outsideShare >= t.outsideWarn ? 'warn' : 'ok']);
+  }
+  return {
+    status: worstStatus(verdicts.map(([, status]) => status)),
+    flaggedBy: verdicts.filter(([, status]) => status !== 'ok').map(([rule]) => rule),
+  };
 }
 
 export function agreementStatus(

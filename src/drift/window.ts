@@ -1,7 +1,19 @@
 import { StreamscoreError } from '../errors.js';
 import { AgreementAccumulator, type AgreementSnapshot } from './agreement.js';
 import { BinnedHistogram, type HistogramSnapshot } from './histogram.js';
-import type { ReferenceProfile } from './reference.js';
+import {
+  FEATURE_ROLES,
+  isFeatureRole,
+  type FeatureRole,
+  type ReferenceProfile,
+  type TimeSlices,
+} from './reference.js';
+
+/** A feature's role and where it came from. */
+export interface RoleChoice {
+  role: FeatureRole;
+  reason: string;
+}
 
 /** What the monitor knows of one model version: its reference profile and its decision rule. */
 export interface VersionProfile {
@@ -10,15 +22,58 @@ export interface VersionProfile {
   threshold: number;
   /** The output compared with shadows (the reference's only output, or "score"). */
   scoreOutput: string;
+  /** Every feature's role: the reference's, unless model.json declares another. */
+  roles: ReadonlyMap<string, RoleChoice>;
+  /** The time slices other subjects are compared within, while their feature stays cyclical. */
+  slices: TimeSlices | undefined;
 }
 
-/** Builds a VersionProfile from a reference and the threshold model.json gives (if any). */
-export function versionProfile(reference: ReferenceProfile, threshold?: number): VersionProfile {
+/**
+ * Builds a VersionProfile from a reference, the threshold model.json gives (if any) and the roles
+ * model.json declares under "drift": {"roles": {feature: role}}. A declared role is judged on the
+ * bins reference.json holds: declaring a numeric feature categorical treats its deciles as its
+ * categories until the training script profiles it again.
+ */
+export function versionProfile(
+  reference: ReferenceProfile,
+  threshold?: number,
+  declared: Readonly<Record<string, unknown>> = {},
+): VersionProfile {
+  const problems: string[] = [];
+  for (const [name, role] of Object.entries(declared)) {
+    if (!reference.features.has(name)) {
+      problems.push(
+        `"${name}" is not a feature of the reference (${[...reference.features.keys()].join(', ')})`,
+      );
+    } else if (!isFeatureRole(role)) {
+      problems.push(`"${name}": ${JSON.stringify(role)} is not a role; allowed: ${FEATURE_ROLES.join(', ')}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new StreamscoreError(
+      'MODEL_INVALID',
+      `model.json "drift.roles" of ${reference.name}/${reference.version}: ${problems.join('; ')}`,
+      { context: { model: reference.name, version: reference.version } },
+    );
+  }
+  const roles = new Map<string, RoleChoice>();
+  for (const [name, p] of reference.features) {
+    const role = declared[name];
+    roles.set(
+      name,
+      isFeatureRole(role)
+        ? { role, reason: 'declared in model.json' }
+        : { role: p.role, reason: p.roleReason },
+    );
+  }
+  const sliced = reference.slices;
   const outputs = [...reference.outputs.keys()];
   return {
     reference,
     threshold: threshold ?? 0.5,
     scoreOutput: outputs.length === 1 ? outputs[0]! : 'score',
+    roles,
+    slices: sliced !== undefined && roles.get(sliced.feature)?.role === 'cyclical' ? sliced : undefined,
   };
 }
 

@@ -33,6 +33,8 @@ export interface ModelMetadata {
   precision?: string;
   /** A version derived from another (a quantized copy): checked against it before it loads. */
   variant?: VariantOf;
+  /** The drift monitor's settings for this version: `roles` overrides a feature's role (docs/drift.md). */
+  drift?: { roles?: Record<string, unknown> };
 }
 
 /** What a derived version is a variant of, and how far from it it may score. */

@@ -107,12 +107,26 @@ export function featureStd(spec: FeatureSpec): number {
 /**
  * Drift to inject, for testing monitors: from event `fromEvent` on, `shifts` adds k standard
  * deviations to a feature (a mean shift of k sigma, any kind), `mixes` sets a new rate for a
- * bernoulli feature (a changed categorical mix).
+ * bernoulli feature (a changed categorical mix), `ramps` adds k standard deviations per event (a
+ * slow drift: 0.1 sigma per window of n events is 0.1 / n), and `scales` multiplies the spread of a
+ * normal (std) or lognormal (sigma) feature around its unchanged median.
  */
 export interface DriftOptions {
   fromEvent: number;
   shifts: Record<string, number>;
   mixes: Record<string, number>;
+  ramps?: Record<string, number>;
+  scales?: Record<string, number>;
+}
+
+/**
+ * Traffic in time order: `feature` follows a clock instead of being drawn, the hour of day
+ * (startHour + sequence / eventsPerHour) mod 24, as a stream's hour feature does in real traffic.
+ */
+export interface TimeOfDay {
+  feature: string;
+  eventsPerHour: number;
+  startHour?: number;
 }
 
 const KINDS = new Set(['normal', 'lognormal', 'uniform', 'uniform_int', 'bernoulli', 'poisson']);
@@ -153,14 +167,16 @@ export interface GeneratorOptions {
   /** Prefix of request ids, so several runs in one topic stay distinct. */
   runId: string;
   drift?: DriftOptions | undefined;
+  timeOfDay?: TimeOfDay | undefined;
 }
 
 /** Synthetic FeatureEvents: the load generator for demos, tests and benchmarks. */
 export class EventGenerator {
   readonly #random: Random;
   readonly #samplers: ((random: Random) => number)[];
-  /** Samplers with the drift applied, used from drift.fromEvent on. */
-  readonly #drifted: ((random: Random) => number)[];
+  /** Samplers with the drift applied, used from drift.fromEvent on; `since` counts events from it. */
+  readonly #drifted: ((random: Random, since: number) => number)[];
+  readonly #clockColumn: number;
   readonly #names: readonly string[];
   readonly #options: GeneratorOptions;
   #sequence = 0;
@@ -176,7 +192,20 @@ export class EventGenerator {
         : (random: Random) => sampleFeature(spec, random);
     this.#samplers = options.featureNames.map((name) => sampler(byName.get(name)));
     const drift = options.drift;
-    for (const name of [...Object.keys(drift?.shifts ?? {}), ...Object.keys(drift?.mixes ?? {})]) {
+    const clock = options.timeOfDay;
+    this.#clockColumn = clock === undefined ? -1 : options.featureNames.indexOf(clock.feature);
+    if (clock !== undefined && (this.#clockColumn < 0 || !(clock.eventsPerHour > 0))) {
+      throw new StreamscoreError(
+        'USAGE',
+        `time of day: feature "${clock.feature}" must be one the model uses, eventsPerHour > 0 (got ${clock.eventsPerHour})`,
+      );
+    }
+    for (const name of [
+      ...Object.keys(drift?.shifts ?? {}),
+      ...Object.keys(drift?.mixes ?? {}),
+      ...Object.keys(drift?.ramps ?? {}),
+      ...Object.keys(drift?.scales ?? {}),
+    ]) {
       if (!options.featureNames.includes(name)) {
         throw new StreamscoreError(
           'USAGE',
@@ -188,6 +217,8 @@ export class EventGenerator {
       const spec = byName.get(name);
       const mix = drift?.mixes[name];
       const shift = drift?.shifts[name];
+      const ramp = drift?.ramps?.[name];
+      const scale = drift?.scales?.[name];
       let base = this.#samplers[i]!;
       if (mix !== undefined) {
         if (spec?.kind !== 'bernoulli') {
@@ -195,9 +226,21 @@ export class EventGenerator {
         }
         base = sampler({ ...spec, params: { p: mix } });
       }
-      if (shift === undefined) return base;
-      const delta = shift * (spec === undefined ? 1 : featureStd(spec));
-      return (random: Random) => base(random) + delta;
+      if (scale !== undefined) {
+        const spread = spec?.kind === 'normal' ? 'std' : spec?.kind === 'lognormal' ? 'sigma' : undefined;
+        if (spec === undefined || spread === undefined) {
+          throw new StreamscoreError(
+            'USAGE',
+            `scale ${name}: only normal and lognormal features have a spread`,
+          );
+        }
+        base = sampler({ ...spec, params: { ...spec.params, [spread]: spec.params[spread]! * scale } });
+      }
+      const sigma = spec === undefined ? 1 : featureStd(spec);
+      const delta = (shift ?? 0) * sigma;
+      const perEvent = (ramp ?? 0) * sigma;
+      if (delta === 0 && perEvent === 0) return base;
+      return (random: Random, since: number) => base(random) + delta + perEvent * since;
     });
   }
 
@@ -205,9 +248,21 @@ export class EventGenerator {
     const sequence = this.#sequence;
     this.#sequence += 1;
     const features: Record<string, number> = {};
-    const drifting = this.#options.drift !== undefined && sequence >= this.#options.drift.fromEvent;
-    const samplers = drifting ? this.#drifted : this.#samplers;
-    for (let i = 0; i < this.#names.length; i += 1) features[this.#names[i]!] = samplers[i]!(this.#random);
+    const drift = this.#options.drift;
+    if (drift !== undefined && sequence >= drift.fromEvent) {
+      const since = sequence - drift.fromEvent;
+      for (let i = 0; i < this.#names.length; i += 1) {
+        features[this.#names[i]!] = this.#drifted[i]!(this.#random, since);
+      }
+    } else {
+      for (let i = 0; i < this.#names.length; i += 1)
+        features[this.#names[i]!] = this.#samplers[i]!(this.#random);
+    }
+    const clock = this.#options.timeOfDay;
+    if (clock !== undefined) {
+      const hour = (clock.startHour ?? 0) + Math.floor(sequence / clock.eventsPerHour);
+      features[this.#names[this.#clockColumn]!] = hour % 24;
+    }
     const entity = Math.floor(this.#random.uniform() * this.#options.keys);
     return {
       request_id: `${this.#options.runId}-${sequence}`,

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { StreamscoreError } from '../../src/errors.js';
 import { binIndex, parseReference, readReference, referenceProportions } from '../../src/drift/reference.js';
+import { versionProfile } from '../../src/drift/window.js';
 
 const FRAUD_1 = 'models/fraud/1/reference.json';
 
@@ -83,6 +84,83 @@ describe('readReference', () => {
     delete noFeatures.features;
     assert.throws(() => parseReference(noFeatures, 'r.json'), invalid(/"features" must be an object/));
     assert.throws(() => parseReference([], 'r.json'), invalid(/expected a JSON object, got an array/));
+  });
+});
+
+describe('roles', () => {
+  it("reads each feature's role and the time slices of the cyclical one", async () => {
+    const reference = await readReference(FRAUD_1);
+    const roles = Object.fromEntries([...reference.features].map(([name, p]) => [name, p.role]));
+    assert.deepEqual(roles, {
+      amount: 'numeric',
+      account_age_days: 'numeric',
+      tx_count_24h: 'numeric',
+      distance_from_home_km: 'numeric',
+      merchant_risk: 'numeric',
+      hour_of_day: 'cyclical',
+      is_foreign: 'categorical',
+      card_present: 'categorical',
+    });
+    // One bin (one slice) per hour; only the score depends on the hour in the training data.
+    assert.equal(reference.features.get('hour_of_day')!.counts.length, 24);
+    assert.equal(reference.slices!.feature, 'hour_of_day');
+    assert.deepEqual([...reference.slices!.features.keys()], []);
+    const score = reference.slices!.outputs.get('score')!;
+    assert.equal(score.length, 24);
+    assert.deepEqual(
+      score.reduce((sum, row) => sum.map((c, i) => c + row[i]!)),
+      [...reference.outputs.get('score')!.counts],
+    );
+  });
+
+  it('refuses an unknown role and slices that do not fit the bins', () => {
+    const json = fraudJson();
+    const features = json.features as Record<string, Record<string, unknown>>;
+    features.amount!.role = 'ordinal';
+    const slices = features.hour_of_day!.slices as { outputs: Record<string, number[][]> };
+    slices.outputs.score = slices.outputs.score!.slice(1);
+    assert.throws(
+      () => parseReference(json, 'r.json'),
+      (error: unknown) => {
+        assert.match(
+          (error as Error).message,
+          /features\.amount\.role must be one of numeric, categorical, cyclical/,
+        );
+        assert.match(
+          (error as Error).message,
+          /slices\.outputs\.score must be 24 rows \(one per slice\) of 10 counts/,
+        );
+        return true;
+      },
+    );
+    const legacy = fraudJson();
+    for (const profile of Object.values(legacy.features as Record<string, Record<string, unknown>>)) {
+      delete profile.role;
+    }
+    const parsed = parseReference(legacy, 'old.json');
+    assert.ok(
+      [...parsed.features.values()].every((p) => p.role === 'numeric'),
+      'no role: numeric',
+    );
+    assert.equal(parsed.slices, undefined);
+  });
+
+  it("takes roles declared in model.json over the reference's, and names a bad one", async () => {
+    const reference = await readReference(FRAUD_1);
+    const declared = versionProfile(reference, 0.5, { hour_of_day: 'numeric', tx_count_24h: 'categorical' });
+    assert.deepEqual(declared.roles.get('hour_of_day'), {
+      role: 'numeric',
+      reason: 'declared in model.json',
+    });
+    assert.equal(declared.roles.get('tx_count_24h')!.role, 'categorical');
+    assert.equal(declared.slices, undefined, 'no cyclical feature left: no slices');
+    assert.equal(versionProfile(reference).slices?.feature, 'hour_of_day');
+    assert.throws(
+      () => versionProfile(reference, 0.5, { hour: 'cyclical', amount: 'ordinal' }),
+      invalid(
+        /drift\.roles" of fraud\/1: "hour" is not a feature of the reference .*; "amount": "ordinal" is not a role; allowed: numeric, categorical, cyclical/,
+      ),
+    );
   });
 });
 

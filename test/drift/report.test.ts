@@ -5,7 +5,7 @@ import avro from 'avsc';
 import { Registry } from 'prom-client';
 import { createDriftMetrics, recordReport } from '../../src/drift/metrics.js';
 import { parseReference } from '../../src/drift/reference.js';
-import { buildReport, summarize, type DriftReport } from '../../src/drift/report.js';
+import { buildReport, cusumSums, summarize, type DriftReport } from '../../src/drift/report.js';
 import { DEFAULT_THRESHOLDS } from '../../src/drift/status.js';
 import { DriftWindow, versionProfile } from '../../src/drift/window.js';
 
@@ -87,6 +87,34 @@ describe('buildReport', () => {
     assert.deepEqual([r.window_start, r.window_end, r.closed_by], [1_000, 2_000, 'count']);
   });
 
+  it('accumulates the location shift of numeric subjects across windows, on the sums it is handed', () => {
+    const first = report();
+    const [steady, moved, absent] = first.features;
+    const limit = DEFAULT_THRESHOLDS.cusumLimit;
+    assert.equal(steady!.location_shift, 0);
+    assert.deepEqual([steady!.cusum_up, steady!.cusum_down], [0, 0]);
+    // 250 of 400 in the top bin: z far beyond the limit at once, capped at twice the limit.
+    assert.ok(moved!.location_shift! > 0.1 && moved!.location_z! > 10);
+    assert.deepEqual([moved!.cusum_up, moved!.cusum_down], [2 * limit, 0]);
+    assert.deepEqual(moved!.flagged_by, ['psi', 'cusum']);
+    assert.deepEqual([absent!.cusum_up, absent!.cusum_down], [0, 0], 'an untested window adds nothing');
+    const sums = cusumSums(first);
+    assert.deepEqual(sums.get('feature:moved'), { up: 2 * limit, down: 0 });
+    const handed = new Map([['feature:steady', { up: 3, down: 2 }]]);
+    const next = buildReport(
+      window().snapshot(3_000, 'count'),
+      versionProfile(reference, 0.5),
+      DEFAULT_THRESHOLDS,
+      handed,
+    );
+    const allowance = DEFAULT_THRESHOLDS.cusumAllowance;
+    assert.deepEqual(
+      [next.features[0]!.cusum_up, next.features[0]!.cusum_down],
+      [3 - allowance, 2 - allowance],
+      'z = 0: each side loses the allowance',
+    );
+  });
+
   it('reports each shadow comparison with its status', () => {
     const [shadow] = report().shadows;
     assert.equal(shadow!.shadow_version, '2');
@@ -140,6 +168,10 @@ describe('recordReport', () => {
       /streamscore_drift_shadow_agreement_ratio\{model="fraud",version="1",shadow_version="2"\} 0\.95/,
     );
     assert.match(text, /streamscore_drift_version_status\{model="fraud",version="1"\} 2/);
+    assert.match(
+      text,
+      /streamscore_drift_cusum\{model="fraud",version="1",kind="feature",name="moved",side="up"\} \d/,
+    );
     assert.match(text, /streamscore_drift_windows_total\{model="fraud",version="1",status="alert"\} 1/);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * The drift monitor's quality requirements, on simulated fraud traffic scored by the real models:
- * false alarms on stationary traffic, detection of a 0.5 sigma mean shift, and the shadow
- * comparison against an offline computation over the same events.
+ * false alarms on stationary traffic, independent or in time order; detection of a 0.5 sigma mean
+ * shift, a rare category's rate doubling, a slow drift, a variance change and several small shifts
+ * at once, at 500 and 2,000 events a window; and the shadow comparison against an offline
+ * computation over the same events.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +11,16 @@ import { decision } from '../../src/drift/agreement.js';
 import { DriftMonitor } from '../../src/drift/monitor.js';
 import type { DriftReport } from '../../src/drift/report.js';
 import { versionProfile, type VersionProfile } from '../../src/drift/window.js';
-import { EventSource, FraudScorer, ManualClock, fraudProfile, type Shift } from './simulator.js';
+import type { DriftOptions } from '../../src/produce/generator.js';
+import {
+  EventSource,
+  FraudScorer,
+  ManualClock,
+  TrafficSource,
+  fraudProfile,
+  type Shift,
+  type SimulatedEvent,
+} from './simulator.js';
 
 const WINDOW = 2_000;
 /** merchant_risk is normal(0.3, 0.15) clipped to [0, 1]: half a standard deviation is 0.075. */
@@ -44,14 +55,16 @@ function monitorFor(profiles: VersionProfile[], clock: ManualClock, windowSize =
 async function feed(
   monitor: DriftMonitor,
   clock: ManualClock,
-  source: EventSource,
+  source: EventSource | TrafficSource,
   count: number,
   shift?: Shift,
 ): Promise<DriftReport[]> {
   const reports: DriftReport[] = [];
   const chunk = 10_000;
   for (let done = 0; done < count; done += chunk) {
-    const events = source.take(Math.min(chunk, count - done), shift);
+    const size = Math.min(chunk, count - done);
+    const events: SimulatedEvent[] =
+      source instanceof EventSource ? source.take(size, shift) : source.take(size);
     const scores = await v1.score(events);
     events.forEach((event, i) => {
       clock.now += 1;
@@ -82,10 +95,18 @@ describe('drift on simulated fraud traffic', () => {
     assert.ok(reports.every((r) => r.event_count === WINDOW && r.closed_by === 'count'));
     const alarms = reports.filter((r) => r.status !== 'ok');
     assert.ok(alarms.length <= 1, `false alarms: ${alarms.map((r) => flagged(r).join('+')).join(', ')}`);
-    // Every feature and the score were tested in every window (no null p-values at this size).
-    assert.ok(reports.every((r) => [...r.features, ...r.outputs].every((d) => d.p_value !== null)));
+    // Every feature and the score were tested in every window (no null p-values at this size), but
+    // the hour of day: cyclical, excluded with its reason.
+    for (const d of reports.flatMap((r) => [...r.features, ...r.outputs])) {
+      if (d.name === 'hour_of_day') assert.ok(d.excluded !== null && d.p_value === null);
+      else assert.ok(d.excluded === null && d.p_value !== null, d.name);
+    }
     // Under no drift, PSI stays near its sampling noise, (bins - 1) / n, far below 0.1.
-    const worstPsi = Math.max(...reports.flatMap((r) => [...r.features, ...r.outputs].map((d) => d.psi!)));
+    const worstPsi = Math.max(
+      ...reports.flatMap((r) =>
+        [...r.features, ...r.outputs].filter((d) => d.psi !== null).map((d) => d.psi!),
+      ),
+    );
     assert.ok(worstPsi < 0.03, `largest stationary PSI ${worstPsi}`);
     const stats = monitor.stats();
     assert.ok(stats.joinEntries <= 30_000, 'join holds at most ttl x rate entries');
@@ -199,4 +220,139 @@ describe('drift on simulated fraud traffic', () => {
     assert.equal(shadowReports.length, 3);
     assert.ok(shadowReports.every((r) => r.outputs[0]!.count === WINDOW && r.features[0]!.count === WINDOW));
   });
+});
+
+/** A change from a window boundary, after WINDOWS_BEFORE stationary windows; the traffic in time order. */
+const WINDOWS_BEFORE = 2;
+
+interface Change {
+  name: string;
+  changed: readonly string[];
+  drift: (window: number) => Omit<DriftOptions, 'fromEvent'>;
+  /** The last window (0 = the first changed one) by which a changed feature must be flagged. */
+  within: number;
+  /** The rules that may flag it first. */
+  rules: readonly string[];
+}
+
+const FOUR = ['amount', 'account_age_days', 'distance_from_home_km', 'merchant_risk'];
+const CHANGES: Change[] = [
+  {
+    name: 'merchant_risk +0.5 sd',
+    changed: ['merchant_risk'],
+    drift: () => ({ shifts: { merchant_risk: 0.5 }, mixes: {} }),
+    within: 1,
+    rules: ['psi', 'cusum'],
+  },
+  {
+    name: 'is_foreign 8 % -> 16 %',
+    changed: ['is_foreign'],
+    drift: () => ({ shifts: {}, mixes: { is_foreign: 0.16 } }),
+    within: 1,
+    rules: ['rate', 'psi'],
+  },
+  {
+    // 0.1 sd per window: window k spans k/10 to (k+1)/10 sd, so window 2 ends just short of 0.3 sd.
+    name: 'merchant_risk drifting 0.1 sd per window',
+    changed: ['merchant_risk'],
+    drift: (window) => ({ shifts: {}, mixes: {}, ramps: { merchant_risk: 0.1 / window } }),
+    within: 2,
+    rules: ['cusum'],
+  },
+  {
+    name: 'merchant_risk sd x1.5, median kept',
+    changed: ['merchant_risk'],
+    drift: () => ({ shifts: {}, mixes: {}, scales: { merchant_risk: 1.5 } }),
+    within: 1,
+    rules: ['psi'],
+  },
+  {
+    name: 'four features +0.2 sd each',
+    changed: FOUR,
+    drift: () => ({ shifts: Object.fromEntries(FOUR.map((f) => [f, 0.2])), mixes: {} }),
+    within: 1,
+    rules: ['cusum', 'psi'],
+  },
+];
+
+describe('drift on traffic in time order (hour_of_day follows the clock)', () => {
+  for (const window of [500, 2_000]) {
+    it(`flags at most 1 % of stationary windows of ${window} events; the hour is excluded, the score judged within its hours`, async () => {
+      const clock = new ManualClock();
+      const monitor = monitorFor([profile1], clock, window);
+      const windows = 200_000 / window;
+      const reports = await feed(monitor, clock, new TrafficSource(window), windows * window);
+      assert.equal(reports.length, windows);
+      const alarms = reports.filter((r) => r.status !== 'ok');
+      assert.ok(
+        alarms.length <= windows / 100,
+        `false alarms: ${alarms.map((r) => flagged(r).join('+')).join(', ')}`,
+      );
+      for (const report of reports) {
+        const hour = report.features.find((f) => f.name === 'hour_of_day')!;
+        assert.equal(hour.role, 'cyclical');
+        assert.match(hour.excluded!, /cyclical/);
+        assert.equal(hour.outside_range, 0);
+        assert.equal(report.outputs[0]!.conditioned_on, 'hour_of_day', 'the score depends on the hour');
+        assert.equal(report.features.find((f) => f.name === 'amount')!.conditioned_on, null);
+      }
+      // A window spans at most three hours of the 24 the reference holds.
+      assert.ok(
+        reports.every(
+          (r) =>
+            r.features.find((f) => f.name === 'hour_of_day')!.live_counts.filter((c) => c > 0).length <= 3,
+        ),
+      );
+    });
+  }
+
+  it('judged as numeric instead (model.json "drift": {"roles"}), the hour is flagged in nearly every window', async () => {
+    const clock = new ManualClock();
+    const numeric = await fraudProfile('1', { hour_of_day: 'numeric' });
+    const monitor = monitorFor([numeric], clock, WINDOW);
+    const reports = await feed(monitor, clock, new TrafficSource(7), 20 * WINDOW);
+    const hourFlagged = reports.filter((r) => flagged(r).includes('hour_of_day')).length;
+    assert.ok(hourFlagged >= 18, `hour_of_day flagged in ${hourFlagged} of 20 windows`);
+    assert.ok(reports.every((r) => r.outputs[0]!.conditioned_on === null));
+  });
+
+  for (const change of CHANGES) {
+    for (const window of [500, 2_000]) {
+      it(`flags ${change.name} within ${change.within + 1} windows of ${window} events, and nothing before it`, async () => {
+        for (const seed of [1, 2, 3]) {
+          const clock = new ManualClock();
+          const monitor = monitorFor([profile1], clock, window);
+          const drift = { fromEvent: WINDOWS_BEFORE * window, ...change.drift(window) };
+          const source = new TrafficSource(seed * 100 + window, { startHour: seed * 7, drift });
+          const reports = await feed(monitor, clock, source, (WINDOWS_BEFORE + change.within + 1) * window);
+          const before = reports.slice(0, WINDOWS_BEFORE);
+          const after = reports.slice(WINDOWS_BEFORE);
+          assert.deepEqual(
+            before.map(flagged),
+            before.map(() => []),
+            `seed ${seed}: flagged before the change`,
+          );
+          const first = after.findIndex((r) =>
+            r.features.some((f) => change.changed.includes(f.name) && f.status !== 'ok'),
+          );
+          assert.ok(first >= 0, `seed ${seed}: not flagged in ${after.length} windows`);
+          const rules = after[first]!.features.filter((f) => change.changed.includes(f.name)).flatMap(
+            (f) => f.flagged_by,
+          );
+          assert.ok(
+            rules.some((rule) => change.rules.includes(rule)),
+            `seed ${seed}: flagged by ${rules.join(', ')}`,
+          );
+          const untouched = after.flatMap((r) =>
+            r.features.filter((f) => !change.changed.includes(f.name) && f.status !== 'ok'),
+          );
+          assert.deepEqual(
+            untouched.map((f) => f.name),
+            [],
+            `seed ${seed}: an unchanged feature flagged`,
+          );
+        }
+      });
+    }
+  }
 });

@@ -3,12 +3,21 @@
  * (the distributions the reference profiles were computed on), scored by the real fraud/1 and
  * fraud/2 ONNX models, fed through a DriftMonitor as request, prediction and shadow records.
  * Imports only onnxruntime-node and the generator, so it does not depend on the serve pipeline.
+ * EventSource draws every event independently; TrafficSource draws them in time order, as a stream
+ * carries them, with a change from a given event on.
  */
 import ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { readReference } from '../../src/drift/reference.js';
 import { versionProfile, type VersionProfile } from '../../src/drift/window.js';
-import { Random, readFeatureSpecs, sampleFeature, type FeatureSpec } from '../../src/produce/generator.js';
+import {
+  EventGenerator,
+  Random,
+  readFeatureSpecs,
+  sampleFeature,
+  type DriftOptions,
+  type FeatureSpec,
+} from '../../src/produce/generator.js';
 
 export const FEATURE_SPECS: readonly FeatureSpec[] = readFeatureSpecs('training/fraud_features.json');
 export const FEATURE_NAMES: readonly string[] = FEATURE_SPECS.map((spec) => spec.name);
@@ -51,6 +60,37 @@ export class EventSource {
 
   take(count: number, shift?: Shift): SimulatedEvent[] {
     return Array.from({ length: count }, () => this.next(shift));
+  }
+}
+
+/** Events an hour in time-ordered traffic: a window of 2,000 spans one or two hours, one of 500 a third. */
+export const EVENTS_PER_HOUR = 1_500;
+
+/**
+ * Events in time order: hour_of_day follows a clock (EVENTS_PER_HOUR events an hour, from
+ * startHour), the other features are drawn; `drift` changes them from its fromEvent on.
+ */
+export class TrafficSource {
+  readonly #generator: EventGenerator;
+
+  constructor(seed: number, options: { startHour?: number; drift?: DriftOptions } = {}) {
+    this.#generator = new EventGenerator({
+      featureNames: FEATURE_NAMES,
+      specs: FEATURE_SPECS,
+      seed,
+      keys: 1_000,
+      runId: `traffic${seed}`,
+      drift: options.drift,
+      timeOfDay: {
+        feature: 'hour_of_day',
+        eventsPerHour: EVENTS_PER_HOUR,
+        startHour: options.startHour ?? 0,
+      },
+    });
+  }
+
+  take(count: number): SimulatedEvent[] {
+    return Array.from({ length: count }, () => this.#generator.next(0));
   }
 }
 
@@ -102,13 +142,16 @@ export class FraudScorer {
   }
 }
 
-/** fraud/<version>'s reference profile and decision threshold, as the drift command would load them. */
-export async function fraudProfile(version: string): Promise<VersionProfile> {
+/**
+ * fraud/<version>'s reference profile and decision threshold, as the drift command would load them;
+ * `roles` as model.json's "drift": {"roles": ...} would declare them.
+ */
+export async function fraudProfile(version: string, roles?: Record<string, string>): Promise<VersionProfile> {
   const reference = await readReference(`models/fraud/${version}/reference.json`, { name: 'fraud', version });
   const metadata = JSON.parse(readFileSync(`models/fraud/${version}/model.json`, 'utf8')) as {
     threshold: number;
   };
-  return versionProfile(reference, metadata.threshold);
+  return versionProfile(reference, metadata.threshold, roles);
 }
 
 /** A clock the test moves by hand. */

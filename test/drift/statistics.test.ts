@@ -5,10 +5,14 @@ import {
   chiSquareHomogeneity,
   chiSquareSurvival,
   holmAdjust,
+  largestRateChange,
+  locationShift,
   logGamma,
   psi,
   regularizedGammaQ,
+  sliceMixture,
 } from '../../src/drift/statistics.js';
+import { Random } from '../../src/produce/generator.js';
 
 /** Relative closeness; exact zero only matches zero. */
 function close(actual: number, expected: number, relative = 1e-12, what = ''): void {
@@ -124,5 +128,72 @@ describe('holmAdjust', () => {
     });
     assert.deepEqual(holmAdjust([0.5, 0.9]), [1, 1]);
     assert.deepEqual(holmAdjust([]), []);
+  });
+});
+
+describe('locationShift', () => {
+  it('is 0 for the reference itself, and the mean ridit minus 1/2 otherwise', () => {
+    assert.equal(locationShift([10, 10, 10, 10], [100, 100, 100, 100])!.shift, 0);
+    // All of the window in the top bin of four equal ones: ridit 0.75 + 0.125.
+    close(locationShift([0, 0, 0, 40], [100, 100, 100, 100])!.shift, 0.375);
+    close(locationShift([40, 0, 0, 0], [100, 100, 100, 100])!.shift, -0.375);
+    assert.equal(locationShift([0, 0], [10, 10]), null, 'empty window');
+    assert.equal(locationShift([5], [10]), null, 'a single bin has no order');
+  });
+
+  it('z is standard normal under no drift (windows drawn from the reference)', () => {
+    const reference = [9970, 7500, 11200, 8400, 5050, 7880]; // a discrete, uneven feature
+    const total = reference.reduce((a, b) => a + b, 0);
+    const random = new Random(3);
+    const zs: number[] = [];
+    for (let w = 0; w < 2_000; w += 1) {
+      const live = reference.map(() => 0);
+      for (let i = 0; i < 500; i += 1) {
+        let u = random.uniform() * total;
+        let bin = 0;
+        while (u >= reference[bin]!) u -= reference[bin++]!;
+        live[bin]! += 1;
+      }
+      zs.push(locationShift(live, reference)!.z);
+    }
+    const mean = zs.reduce((a, b) => a + b, 0) / zs.length;
+    const sd = Math.sqrt(zs.reduce((a, z) => a + (z - mean) ** 2, 0) / zs.length);
+    assert.ok(Math.abs(mean) < 0.08, `mean ${mean}`);
+    assert.ok(Math.abs(sd - 1) < 0.06, `sd ${sd}`);
+  });
+});
+
+describe('largestRateChange', () => {
+  it('gives the ratio of the category that moved most, and the factor it moved by at least (95 %)', () => {
+    const doubled = largestRateChange([1680, 8320], [4000, 46000])!;
+    close(doubled.ratio, 2.1, 1e-12);
+    const se = Math.sqrt(0.832 / 1680 + 0.92 / 4000);
+    close(doubled.bound, Math.exp(Math.log(2.1) - 1.959964 * se), 1e-9);
+    const halved = largestRateChange([400, 9600], [4000, 46000])!;
+    close(halved.ratio, 0.5, 1e-12);
+    assert.ok(halved.bound > 1.5 && halved.bound < 2);
+    assert.deepEqual(largestRateChange([80, 920], [4000, 46000]), { ratio: 1, bound: 1 });
+    assert.equal(largestRateChange([0, 0], [1, 1]), null);
+  });
+});
+
+describe('sliceMixture', () => {
+  const table = [
+    [80, 20],
+    [20, 80],
+    [50, 50],
+  ];
+
+  it("inside one slice, is that slice's rows", () => {
+    assert.deepEqual(sliceMixture(table, [0, 37, 0]), [20, 80]);
+  });
+
+  it("mixes slices by the window's shares, at their effective sample size", () => {
+    const mixed = sliceMixture(table, [10, 10, 0])!;
+    // Shares (0.8 + 0.2) / 2 each; effective size 1 / (0.25 / 100 + 0.25 / 100) = 200.
+    close(mixed[0]!, 100, 1e-12);
+    close(mixed[1]!, 100, 1e-12);
+    assert.equal(sliceMixture(table, [0, 0, 0]), null);
+    assert.throws(() => sliceMixture(table, [1, 2]), RangeError);
   });
 });

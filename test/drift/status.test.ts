@@ -6,8 +6,9 @@ import {
   StatusTracker,
   agreementStatus,
   checkThresholds,
-  distributionStatus,
+  judgeDistribution,
   worstStatus,
+  type Evidence,
   type DriftStatus,
 } from '../../src/drift/status.js';
 
@@ -17,15 +18,53 @@ function summary(status: DriftStatus, subjects: Record<string, DriftStatus>) {
   return { model: 'fraud', version: '1', status, subjects: new Map(Object.entries(subjects)) };
 }
 
-describe('distributionStatus', () => {
-  it('needs both a large PSI and a significant adjusted p-value', () => {
-    assert.equal(distributionStatus(0.3, 0.001, t), 'alert');
-    assert.equal(distributionStatus(0.25, 0.049, t), 'alert');
-    assert.equal(distributionStatus(0.1, 0.001, t), 'warn');
-    assert.equal(distributionStatus(0.099, 1e-30, t), 'ok', 'significant but small: ok');
-    assert.equal(distributionStatus(0.9, 0.05, t), 'ok', 'large but within noise: ok');
-    assert.equal(distributionStatus(0.9, null, t), 'ok', 'not tested: ok');
-    assert.equal(distributionStatus(null, null, t), 'ok');
+const none: Evidence = {
+  role: 'numeric',
+  excluded: false,
+  psi: null,
+  pAdjusted: null,
+  rateBound: null,
+  shift: null,
+  cusum: null,
+  outsideShare: null,
+};
+const status = (evidence: Partial<Evidence>) => judgeDistribution({ ...none, ...evidence }, t).status;
+
+describe('judgeDistribution', () => {
+  it('psi: needs both a large PSI and a significant adjusted p-value', () => {
+    assert.equal(status({ psi: 0.3, pAdjusted: 0.001 }), 'alert');
+    assert.equal(status({ psi: 0.25, pAdjusted: 0.049 }), 'alert');
+    assert.equal(status({ psi: 0.1, pAdjusted: 0.001 }), 'warn');
+    assert.equal(status({ psi: 0.099, pAdjusted: 1e-30 }), 'ok', 'significant but small: ok');
+    assert.equal(status({ psi: 0.9, pAdjusted: 0.05 }), 'ok', 'large but within noise: ok');
+    assert.equal(status({ psi: 0.9 }), 'ok', 'not tested: ok');
+    assert.equal(status({}), 'ok');
+    assert.deepEqual(judgeDistribution({ ...none, psi: 0.3, pAdjusted: 0.001 }, t).flaggedBy, ['psi']);
+  });
+
+  it('rate: a categorical rate that moved by 1.25x at least (95 %), in a significant change', () => {
+    const categorical = { role: 'categorical' as const, psi: 0.06, pAdjusted: 1e-9 };
+    assert.equal(status({ ...categorical, rateBound: 1.6 }), 'alert');
+    assert.equal(status({ ...categorical, rateBound: 1.3 }), 'warn');
+    assert.equal(status({ ...categorical, rateBound: 1.2 }), 'ok', 'significant but maybe small');
+    assert.equal(status({ ...categorical, rateBound: 3, pAdjusted: 0.2 }), 'ok', 'within noise');
+    assert.equal(status({ ...categorical, role: 'numeric', rateBound: 3 }), 'ok', 'numeric: no rate rule');
+  });
+
+  it('cusum: accumulated evidence past the limit, in the direction the window still shows', () => {
+    const numeric = { role: 'numeric' as const, psi: 0.02, pAdjusted: 1e-6 };
+    assert.equal(status({ ...numeric, shift: 0.05, cusum: { up: 4.5, down: 0 } }), 'warn');
+    assert.equal(status({ ...numeric, shift: -0.05, cusum: { up: 0, down: 4.5 } }), 'warn');
+    assert.equal(status({ ...numeric, shift: 0.05, cusum: { up: 3.9, down: 0 } }), 'ok', 'below the limit');
+    assert.equal(status({ ...numeric, shift: 0.01, cusum: { up: 8, down: 0 } }), 'ok', 'negligible now');
+    assert.equal(status({ ...numeric, shift: -0.05, cusum: { up: 8, down: 0 } }), 'ok', 'moved back');
+  });
+
+  it('cyclical: excluded from the distribution rules, its range checked', () => {
+    const cyclical = { role: 'cyclical' as const, excluded: true, psi: 0.9, pAdjusted: 0 };
+    assert.equal(status({ ...cyclical, outsideShare: 0 }), 'ok');
+    assert.equal(status({ ...cyclical, outsideShare: 0.02 }), 'warn');
+    assert.deepEqual(judgeDistribution({ ...none, ...cyclical, outsideShare: 0.02 }, t).flaggedBy, ['range']);
   });
 });
 

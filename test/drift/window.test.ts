@@ -27,7 +27,7 @@ const reference = parseReference(
 
 describe('BinnedHistogram', () => {
   it('counts into frozen bins, keeps population moments, and counts missing values apart', () => {
-    const histogram = new BinnedHistogram({ edges: [0, 1] });
+    const histogram = new BinnedHistogram({ edges: [0, 1], min: -0.5, max: 2 });
     for (const v of [-1, 0, 0.5, 1, 2, 3]) histogram.add(v);
     histogram.add(Number.NaN);
     histogram.add(undefined);
@@ -36,6 +36,7 @@ describe('BinnedHistogram', () => {
     assert.deepEqual(snapshot.counts, [2, 2, 2]);
     assert.equal(snapshot.count, 6);
     assert.equal(snapshot.missing, 3);
+    assert.equal(snapshot.outside, 2, '-1 and 3 lie outside [-0.5, 2]');
     assert.ok(Math.abs(snapshot.mean! - 5.5 / 6) < 1e-12);
     const m = 5.5 / 6;
     const variance = [-1, 0, 0.5, 1, 2, 3].reduce((s, v) => s + (v - m) ** 2, 0) / 6;
@@ -44,6 +45,7 @@ describe('BinnedHistogram', () => {
       counts: [0, 0],
       count: 0,
       missing: 0,
+      outside: 0,
       mean: null,
       std: null,
     });

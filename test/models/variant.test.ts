@@ -61,6 +61,8 @@ describe('model variants', () => {
       quantiles: { p01: -5, p05: -2, p25: -1, p50: 0, p75: 1, p95: 2, p99: 5 },
       edges: [-0.5, 0.5],
       counts: [3, 4, 3],
+      role: 'numeric',
+      roleReason: 'test',
     });
     assert.equal(sampler(0.5), 0);
     assert.equal(sampler(0.375), -0.5);

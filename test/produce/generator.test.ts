@@ -7,6 +7,7 @@ import {
   featureStd,
   readFeatureSpecs,
   sampleFeature,
+  type DriftOptions,
 } from '../../src/produce/generator.js';
 
 const specs = readFeatureSpecs('training/fraud_features.json');
@@ -87,13 +88,49 @@ describe('EventGenerator', () => {
     assert.equal(featureStd(risk), 0.15);
   });
 
+  it('drifts slowly (a ramp), widens a spread around its median, and follows a clock', () => {
+    const drift = {
+      fromEvent: 0,
+      shifts: {},
+      mixes: {},
+      ramps: { merchant_risk: 1e-4 },
+      scales: { amount: 1.5 },
+    };
+    const generator = new EventGenerator({
+      featureNames: names,
+      specs,
+      seed: 11,
+      keys: 10,
+      runId: 'r',
+      drift,
+      timeOfDay: { feature: 'hour_of_day', eventsPerHour: 1_000, startHour: 22 },
+    });
+    const events = Array.from({ length: 20_000 }, () => generator.next().features);
+    const risk = (from: number) => mean(events.slice(from, from + 2_000).map((f) => f.merchant_risk!));
+    // 1e-4 sigma per event: 1.5 sigma (0.225) between the windows centred on events 1,000 and 16,000,
+    // a little less where clipping at 1 bites.
+    const moved = risk(15_000) - risk(0);
+    assert.ok(moved > 0.19 && moved < 0.24, `merchant_risk moved ${moved}`);
+    const amounts = events.map((f) => f.amount!).sort((a, b) => a - b);
+    const median = amounts[amounts.length / 2]!;
+    assert.ok(Math.abs(Math.log(median) - 3.6) < 0.05, `median amount ${median} stays exp(3.6)`);
+    const logs = amounts.map(Math.log);
+    const sd = Math.sqrt(mean(logs.map((v) => (v - mean(logs)) ** 2)));
+    assert.ok(Math.abs(sd - 1.65) < 0.05, `sigma of ln(amount) ${sd}`);
+    assert.deepEqual(
+      [0, 999, 1_000, 2_000, 3_000].map((i) => events[i]!.hour_of_day),
+      [22, 22, 23, 0, 1],
+    );
+  });
+
   it('refuses drift on a feature the model does not use, or a mix on a non-bernoulli feature', () => {
-    const make = (drift: {
-      fromEvent: number;
-      shifts: Record<string, number>;
-      mixes: Record<string, number>;
-    }) => new EventGenerator({ featureNames: names, specs, seed: 1, keys: 1, runId: 'x', drift });
+    const make = (drift: DriftOptions) =>
+      new EventGenerator({ featureNames: names, specs, seed: 1, keys: 1, runId: 'x', drift });
     assert.throws(() => make({ fromEvent: 0, shifts: { nope: 1 }, mixes: {} }), StreamscoreError);
     assert.throws(() => make({ fromEvent: 0, shifts: {}, mixes: { amount: 0.5 } }), /only bernoulli/);
+    assert.throws(
+      () => make({ fromEvent: 0, shifts: {}, mixes: {}, scales: { is_foreign: 2 } }),
+      /only normal and lognormal/,
+    );
   });
 });
