@@ -45,6 +45,11 @@ const COMMANDS: Record<string, CommandSpec> = {
         help: 'Drift: FEATURE=P[,FEATURE=P] draws a bernoulli feature with rate P instead.',
       },
       'drift-from': { type: 'string', help: 'Event index from which --shift and --mix apply.', default: '0' },
+      'repeat-share': {
+        type: 'string',
+        help: "Share of events (0-1) repeating an earlier event's features exactly (prediction cache traffic).",
+        default: '0',
+      },
     },
     run: async (config, flags) =>
       (await import('./commands/produce.js')).produce(config, {
@@ -54,6 +59,7 @@ const COMMANDS: Record<string, CommandSpec> = {
         seed: wholeNumber(flags, 'seed', 0),
         runId: typeof flags['run-id'] === 'string' ? flags['run-id'] : randomBytes(4).toString('hex'),
         spec: typeof flags.spec === 'string' ? flags.spec : undefined,
+        repeatShare: share(flags, 'repeat-share'),
         drift:
           typeof flags.shift === 'string' || typeof flags.mix === 'string'
             ? {
@@ -175,6 +181,18 @@ function wholeNumber(flags: Record<string, unknown>, name: string, min: number):
     throw new StreamscoreError(
       'USAGE',
       `--${name}: ${JSON.stringify(flags[name])} is not a whole number >= ${min}`,
+    );
+  }
+  return value;
+}
+
+/** A number from 0 to 1. */
+function share(flags: Record<string, unknown>, name: string): number {
+  const value = Number(flags[name]);
+  if (flags[name] === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new StreamscoreError(
+      'USAGE',
+      `--${name}: ${JSON.stringify(flags[name])} is not a number from 0 to 1`,
     );
   }
   return value;

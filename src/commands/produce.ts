@@ -20,6 +20,8 @@ export interface ProduceOptions {
   /** Feature spec file; default training/<model>_features.json when it exists. */
   spec?: string | undefined;
   drift?: DriftOptions | undefined;
+  /** Share of events that repeat an earlier event's features exactly (0 to 1). */
+  repeatShare?: number | undefined;
 }
 
 /** Records per produce request: large enough to amortise the round trip, small enough to pace. */
@@ -43,6 +45,7 @@ export async function produce(config: Config, options: ProduceOptions): Promise<
     keys: options.keys,
     runId: options.runId,
     drift: options.drift,
+    repeatShare: options.repeatShare,
   });
 
   const { kafka, schemas, schemaIds } = await connect(config, logger, [config.requestsTopic], {

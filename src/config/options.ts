@@ -245,6 +245,30 @@ export const OPTIONS = {
     description:
       'Feature maps with more entries than this are dead-lettered (TOO_MANY_FEATURES) before they are built.',
   },
+  cacheEntries: {
+    kind: 'integer',
+    env: 'STREAMSCORE_CACHE_ENTRIES',
+    default: 0,
+    min: 0,
+    max: 100_000_000,
+    description:
+      'Prediction cache: feature rows (per version) whose outputs are kept and reused when the identical row comes again; 0 turns the cache off.',
+  },
+  cacheTtlMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_CACHE_TTL_MS',
+    default: 600_000, // ten minutes
+    min: 1,
+    description: 'A cached prediction older than this is scored again, milliseconds.',
+  },
+  cacheMaxMb: {
+    kind: 'integer',
+    env: 'STREAMSCORE_CACHE_MAX_MB',
+    default: 64,
+    min: 1,
+    max: 65_536,
+    description: 'Memory the prediction cache of one version may hold (keys are whole feature rows), MiB.',
+  },
   inferenceThreads: {
     kind: 'integer',
     env: 'STREAMSCORE_INFERENCE_THREADS',

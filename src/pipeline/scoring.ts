@@ -15,6 +15,7 @@ import type { Pending, Taken } from './decode-stage.js';
 import type { PipelineHealth } from './health.js';
 import type { ShadowScorer, ShadowWork } from './shadow.js';
 import { Backoff } from '../timers.js';
+import { PredictionCache, rowKey, type CacheLimits } from './prediction-cache.js';
 
 const STALL_BACKOFF_MS = { first: 1_000, max: 30_000 };
 
@@ -23,9 +24,14 @@ interface Slot {
   item: Pending;
   route: 'primary' | 'canary';
   runner: ModelRunner;
-  outputs?: Record<string, number>;
+  outputs?: Readonly<Record<string, number>>;
+  /** The outputs came from the prediction cache. */
+  cached?: boolean;
   rejected?: Omit<Rejected, 'source' | 'entry'>;
 }
+
+/** Set on a prediction whose outputs came from the prediction cache. */
+export const CACHE_HEADER = 'streamscore.cache';
 
 /**
  * batch -> route -> infer -> publish: one loop takes batches from the batcher in order, scores each
@@ -54,6 +60,10 @@ export class ScoringStage {
   readonly #onFatal: (error: unknown) => void;
   /** The route every prediction names instead of primary/canary (a backfill's). */
   readonly #routeName: string | undefined;
+  /** Prediction caches by loaded version, while the routing that loaded them is live. */
+  readonly #caches = new Map<ModelRunner, PredictionCache>();
+  readonly #evictionsSeen = new WeakMap<PredictionCache, number>();
+  readonly #cacheLimits: CacheLimits | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
   readonly #backoff = new Backoff();
@@ -78,7 +88,10 @@ export class ScoringStage {
     onFatal: (error: unknown) => void;
     /** The route every prediction names instead of primary/canary (a backfill's). */
     routeName?: string;
+    /** A prediction cache per version with these bounds; none when undefined. */
+    cache?: CacheLimits | undefined;
   }) {
+    this.#cacheLimits = options.cache;
     this.#routeName = options.routeName;
     this.#batcher = options.batcher;
     this.#live = options.live;
@@ -95,6 +108,26 @@ export class ScoringStage {
     this.#reread = options.reread;
     this.#acknowledged = options.acknowledged;
     this.#onFatal = options.onFatal;
+  }
+
+  /** Drops every prediction cache: the routing changed, or a version was loaded again. */
+  dropCaches(): void {
+    for (const [runner, cache] of this.#caches) {
+      cache.clear();
+      this.#metrics.cacheEntries.set({ model: runner.metadata.name, version: runner.metadata.version }, 0);
+    }
+    this.#caches.clear();
+  }
+
+  #cacheFor(runner: ModelRunner): PredictionCache | undefined {
+    if (this.#cacheLimits === undefined) return undefined;
+    let cache = this.#caches.get(runner);
+    if (cache === undefined) {
+      cache = new PredictionCache(this.#cacheLimits);
+      this.#caches.set(runner, cache);
+      this.#evictionsSeen.set(cache, 0);
+    }
+    return cache;
   }
 
   start(): void {
@@ -211,8 +244,38 @@ export class ScoringStage {
       }
     }
     if (incomplete.length > 0) matrix = undefined;
-    const scored = slots.filter((slot) => slot.rejected === undefined);
-    if (scored.length === 0) return;
+    const complete = slots.filter((slot) => slot.rejected === undefined);
+    if (complete.length === 0) return;
+    // Rows seen before (exactly) take their outputs from the cache; the rest go to the runtime.
+    let scored = complete;
+    let keys: string[] | undefined;
+    const cache = this.#cacheFor(runner);
+    if (cache !== undefined) {
+      const keyed =
+        matrix ??
+        matrixOf(
+          complete.map((slot) => slot.item.features),
+          names,
+        );
+      scored = [];
+      keys = [];
+      for (let row = 0; row < complete.length; row += 1) {
+        const key = rowKey(keyed, row, names.length);
+        const hit = cache.get(key);
+        if (hit === undefined) {
+          scored.push(complete[row]!);
+          keys.push(key);
+        } else {
+          complete[row]!.outputs = hit;
+          complete[row]!.cached = true;
+        }
+      }
+      const hits = complete.length - scored.length;
+      if (hits > 0) this.#metrics.cacheHits.inc({ model, version }, hits);
+      if (scored.length > 0) this.#metrics.cacheMisses.inc({ model, version }, scored.length);
+      matrix = hits === 0 ? keyed : undefined;
+      if (scored.length === 0) return;
+    }
     const started = performance.now();
     const labels = { model, version, route: scored[0]!.route };
     const { outputs, failed } = await scoreIsolating(
@@ -247,6 +310,13 @@ export class ScoringStage {
       const values: Record<string, number> = {};
       for (const [name, column] of outputs) values[name] = column[row]!;
       scored[row]!.outputs = values;
+      if (keys !== undefined) cache!.set(keys[row]!, values);
+    }
+    if (cache !== undefined) {
+      const evicted = cache.counts.evictions - this.#evictionsSeen.get(cache)!;
+      if (evicted > 0) this.#metrics.cacheEvictions.inc({ model, version }, evicted);
+      this.#evictionsSeen.set(cache, cache.counts.evictions);
+      this.#metrics.cacheEntries.set({ model, version }, cache.size);
     }
     if (failed.size > 0) {
       this.#log.warn(
@@ -277,6 +347,7 @@ export class ScoringStage {
           scored_at: scoredAt,
         };
         const message: Message = { key: item.source.key, value: this.#encoder.encodeNow(prediction) };
+        if (slot.cached === true) message.headers = { [CACHE_HEADER]: 'hit' };
         if (recordBytes(message) <= this.#maxPredictionBytes) {
           messages.push(message);
           published.push(slot);

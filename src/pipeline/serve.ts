@@ -50,6 +50,9 @@ export type ServeSettings = Pick<
   | 'maxFeatures'
   | 'commitIntervalMs'
   | 'shadowMaxPendingBatches'
+  | 'cacheEntries'
+  | 'cacheTtlMs'
+  | 'cacheMaxMb'
 >;
 
 export interface ServeDeps {
@@ -191,6 +194,14 @@ export class ServePipeline {
       acknowledged: () => this.#intake.commitSoon(),
       onFatal: (error) => this.#fail(error),
       ...(deps.replay === undefined ? {} : { routeName: 'backfill' }),
+      cache:
+        settings.cacheEntries > 0
+          ? {
+              maxEntries: settings.cacheEntries,
+              maxBytes: settings.cacheMaxMb * 1_048_576,
+              ttlMs: settings.cacheTtlMs,
+            }
+          : undefined,
     });
     if (deps.live.current !== undefined) this.routingChanged(deps.live.current);
   }
@@ -261,6 +272,8 @@ export class ServePipeline {
 
   /** Routing changed: events are checked for the features of the primary and the canary. */
   routingChanged(routing: Routing): void {
+    // Cached outputs belong to the routing that computed them (a reloaded version is a new one).
+    this.#scoring.dropCaches();
     const layout = routing.primary.featureNames;
     const required = new Set(layout);
     for (const name of routing.canary?.runner.featureNames ?? []) required.add(name);

@@ -168,7 +168,16 @@ export interface GeneratorOptions {
   runId: string;
   drift?: DriftOptions | undefined;
   timeOfDay?: TimeOfDay | undefined;
+  /**
+   * Share of events (0 to 1) whose features repeat an earlier event's exactly (drawn from the
+   * last REPEAT_HISTORY fresh rows), with their own request id and key: traffic a prediction
+   * cache can serve.
+   */
+  repeatShare?: number | undefined;
 }
+
+/** Fresh feature rows a repeat is drawn from. */
+const REPEAT_HISTORY = 4_096;
 
 /** Synthetic FeatureEvents: the load generator for demos, tests and benchmarks. */
 export class EventGenerator {
@@ -180,9 +189,14 @@ export class EventGenerator {
   readonly #names: readonly string[];
   readonly #options: GeneratorOptions;
   #sequence = 0;
+  /** The last fresh rows, for repeats; a ring of REPEAT_HISTORY. */
+  readonly #history: Record<string, number>[] = [];
 
   constructor(options: GeneratorOptions) {
     this.#options = options;
+    const share = options.repeatShare ?? 0;
+    if (!(share >= 0 && share <= 1))
+      throw new StreamscoreError('USAGE', `repeat share must be from 0 to 1, got ${share}`);
     this.#random = new Random(options.seed);
     const byName = new Map(options.specs.map((spec) => [spec.name, spec]));
     this.#names = options.featureNames;
@@ -247,6 +261,11 @@ export class EventGenerator {
   next(now = Date.now()): FeatureEvent {
     const sequence = this.#sequence;
     this.#sequence += 1;
+    const share = this.#options.repeatShare ?? 0;
+    if (share > 0 && this.#history.length > 0 && this.#random.uniform() < share) {
+      const row = this.#history[Math.floor(this.#random.uniform() * this.#history.length)]!;
+      return this.#event(sequence, now, { ...row });
+    }
     const features: Record<string, number> = {};
     const drift = this.#options.drift;
     if (drift !== undefined && sequence >= drift.fromEvent) {
@@ -263,6 +282,14 @@ export class EventGenerator {
       const hour = (clock.startHour ?? 0) + Math.floor(sequence / clock.eventsPerHour);
       features[this.#names[this.#clockColumn]!] = hour % 24;
     }
+    if (share > 0) {
+      if (this.#history.length < REPEAT_HISTORY) this.#history.push(features);
+      else this.#history[sequence % REPEAT_HISTORY] = features;
+    }
+    return this.#event(sequence, now, features);
+  }
+
+  #event(sequence: number, now: number, features: Record<string, number>): FeatureEvent {
     const entity = Math.floor(this.#random.uniform() * this.#options.keys);
     return {
       request_id: `${this.#options.runId}-${sequence}`,

@@ -137,6 +137,30 @@ export function createServeMetrics(registry: Registry) {
       labelNames: ['model', 'version'] as const,
       registers,
     }),
+    cacheHits: new Counter({
+      name: 'streamscore_cache_hits_total',
+      help: 'Events whose outputs came from the prediction cache (an identical feature row scored before by this version).',
+      labelNames: ['model', 'version'] as const,
+      registers,
+    }),
+    cacheMisses: new Counter({
+      name: 'streamscore_cache_misses_total',
+      help: 'Events looked up in the prediction cache and scored by the runtime.',
+      labelNames: ['model', 'version'] as const,
+      registers,
+    }),
+    cacheEvictions: new Counter({
+      name: 'streamscore_cache_evictions_total',
+      help: 'Prediction cache entries dropped to stay within STREAMSCORE_CACHE_ENTRIES and STREAMSCORE_CACHE_MAX_MB.',
+      labelNames: ['model', 'version'] as const,
+      registers,
+    }),
+    cacheEntries: new Gauge({
+      name: 'streamscore_cache_entries',
+      help: 'Entries in the prediction cache of a version (0 once its routing is gone).',
+      labelNames: ['model', 'version'] as const,
+      registers,
+    }),
     shadowDropped: new Counter({
       name: 'streamscore_shadow_dropped_total',
       help: 'Shadow records not written, by reason (queue_full, inference_failed, missing_feature, non_finite_output, publish_failed, failed).',

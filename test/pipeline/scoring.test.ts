@@ -22,7 +22,8 @@ import type { RoutingSpec } from '../../src/models/routing.js';
 import { DeadLetters } from '../../src/pipeline/dead-letters.js';
 import { DecodeStage, type Pending, type Taken } from '../../src/pipeline/decode-stage.js';
 import { PipelineHealth } from '../../src/pipeline/health.js';
-import { ScoringStage } from '../../src/pipeline/scoring.js';
+import type { CacheLimits } from '../../src/pipeline/prediction-cache.js';
+import { CACHE_HEADER, ScoringStage } from '../../src/pipeline/scoring.js';
 import { ShadowScorer } from '../../src/pipeline/shadow.js';
 import { createRegistry, createServeMetrics } from '../../src/telemetry/metrics.js';
 import { RecordingProducer } from '../support/producers.js';
@@ -131,7 +132,11 @@ describe('ScoringStage', () => {
 
   function setup(
     live: LiveModels,
-    options: { maxPredictionBytes?: number; reread?: (value: Buffer | null) => Taken | undefined } = {},
+    options: {
+      maxPredictionBytes?: number;
+      reread?: (value: Buffer | null) => Taken | undefined;
+      cache?: CacheLimits;
+    } = {},
   ) {
     const producer = new RecordingProducer();
     const metrics = createServeMetrics(createRegistry(false));
@@ -177,6 +182,7 @@ describe('ScoringStage', () => {
       reread: options.reread ?? (() => assert.fail('nothing here needs reading again')),
       acknowledged: () => (acknowledged.predictions += 1),
       onFatal: (error) => fatal.push(error),
+      cache: options.cache,
     });
     const ledger = new OffsetLedger();
     let offset = 0;
@@ -238,6 +244,52 @@ describe('ScoringStage', () => {
       deadLetterStage: deadLetters,
     };
   }
+
+  it('serves repeated rows from a cache per version: the same outputs, said in a header, dropped with the routing', async () => {
+    const live = await liveWith({ primary: '2', canary: { version: '1', share: 0.5 }, shadows: [] });
+    const { primary, canary } = live.current!;
+    const s = setup(live, { cache: { maxEntries: 1_000, maxBytes: 1_048_576, ttlMs: 60_000 } });
+    // Six distinct rows, each sent under keys on both sides of the canary share, in three rounds.
+    const keys = Array.from({ length: 40 }, (_, i) => `card-${i}`);
+    const primaryKey = keys.find((key) => keyPosition(key) >= 0.5)!;
+    const canaryKey = keys.find((key) => keyPosition(key) < 0.5)!;
+    const round = (r: number) =>
+      Array.from({ length: 6 }, (_, i) => [
+        s.pending({ id: `r${r}-p${i}`, key: primaryKey, features: featuresOf(i) }),
+        s.pending({ id: `r${r}-c${i}`, key: canaryKey, features: featuresOf(i) }),
+      ]).flat();
+    const rows = Array.from({ length: 6 }, (_, i) =>
+      toFeatureRow(featuresOf(i), primary.featureNames, false),
+    );
+    const expected = { p: await scoresOf(primary, rows), c: await scoresOf(canary!.runner, rows) };
+    s.scoring.start();
+    const rounds = [round(0), round(1), round(2)];
+    for (const [index, items] of rounds.entries()) {
+      if (index === 2) s.scoring.dropCaches();
+      for (const item of items) s.batcher.add(item);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await s.drain();
+    const published = s.predictions();
+    assert.equal(published.length, 36);
+    for (const message of published) {
+      const prediction = decodePrediction(message);
+      const [, r, side, i] = /^r(\d)-([pc])(\d)$/.exec(prediction.request_id)!;
+      const want = expected[side as 'p' | 'c'][Number(i)]!;
+      assert.equal(
+        prediction.outputs.score,
+        want,
+        `${prediction.request_id}: cached outputs equal computed ones`,
+      );
+      assert.equal(prediction.route, side === 'p' ? 'primary' : 'canary');
+      // Round 0 fills each version's cache, round 1 is served from it, round 2 follows a drop.
+      assert.equal(header(message, CACHE_HEADER), r === '1' ? 'hit' : undefined, prediction.request_id);
+    }
+    const hits = await countsOf(s.metrics.cacheHits, ['version']);
+    const misses = await countsOf(s.metrics.cacheMisses, ['version']);
+    assert.deepEqual(hits, { '1': 6, '2': 6 });
+    assert.deepEqual(misses, { '1': 12, '2': 12 });
+  });
 
   it('publishes one prediction per event in event order, primary and canary keys each scored by their version', async () => {
     const live = await liveWith({ primary: '2', canary: { version: '1', share: 0.5 }, shadows: [] });
