@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -156,6 +157,47 @@ const COMMANDS: Record<string, CommandSpec> = {
         count: wholeNumber(flags, 'count', 1),
         timeoutMs: wholeNumber(flags, 'timeout-ms', 1),
       }),
+  },
+  cost: {
+    summary: "What a million predictions cost, per model version, from a replica's metrics and your prices.",
+    usage:
+      'streamscore cost --core-hour-price P [--gpu-hour-price P] [--metrics-url URL] [--inference-threads N] [--json]',
+    flags: {
+      'metrics-url': {
+        type: 'string',
+        help: "A serve replica's metrics.",
+        default: 'http://127.0.0.1:9464/metrics',
+      },
+      'core-hour-price': { type: 'string', help: 'Price of one CPU core for one hour (any currency).' },
+      'gpu-hour-price': {
+        type: 'string',
+        help: 'Price of one GPU for one hour, charged on runtime time, when inference runs on a GPU.',
+        default: '0',
+      },
+      json: { type: 'boolean', help: 'Print the report as JSON.' },
+    },
+    run: async (config, flags) => {
+      const price = (name: string) => {
+        const value = Number(flags[name]);
+        if (typeof flags[name] !== 'string' || flags[name] === '' || !Number.isFinite(value) || value < 0)
+          throw new StreamscoreError(
+            'USAGE',
+            `--${name}: ${JSON.stringify(flags[name] ?? '')} is not a price >= 0`,
+          );
+        return value;
+      };
+      return (await import('./commands/cost.js')).cost({
+        url: String(flags['metrics-url']),
+        prices: {
+          coreHour: price('core-hour-price'),
+          gpuHour: price('gpu-hour-price'),
+          // The replica's own setting (0: one a core, the runtime's choice): a second of runtime
+          // call is that many core-seconds.
+          inferenceThreads: config.inferenceThreads === 0 ? availableParallelism() : config.inferenceThreads,
+        },
+        json: flags.json === true,
+      });
+    },
   },
   models: {
     summary: 'Model repository: list versions, validate a version folder, describe a model.',

@@ -15,7 +15,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
  */
 export function createServeMetrics(registry: Registry) {
   const registers = [registry];
-  return {
+  const metrics = {
     registry,
     eventsConsumed: new Counter({
       name: 'streamscore_events_consumed_total',
@@ -168,6 +168,67 @@ export function createServeMetrics(registry: Registry) {
       registers,
     }),
   };
+  costGauges(metrics, registers);
+  return metrics;
+}
+
+/** Sums of a metric's values by model/version label pair ("model/version"). */
+async function byVersion(
+  metric: {
+    get(): Promise<{ values: { value: number; labels: object; metricName?: string }[] }>;
+  },
+  suffix?: string,
+): Promise<Map<string, number>> {
+  const sums = new Map<string, number>();
+  for (const { value, labels, metricName } of (await metric.get()).values) {
+    if (suffix !== undefined && metricName?.endsWith(suffix) !== true) continue;
+    const { model, version } = labels as { model?: string; version?: string };
+    const key = `${model}/${version}`;
+    sums.set(key, (sums.get(key) ?? 0) + value);
+  }
+  return sums;
+}
+
+/**
+ * What a prediction costs, computed at each scrape from the process's CPU time and the runtime
+ * calls (averages over the process's life): `streamscore cost` turns them into money.
+ */
+function costGauges(
+  metrics: {
+    predictionsPublished: Counter<'model' | 'version' | 'route'>;
+    inferenceSeconds: Histogram<'model' | 'version' | 'route'>;
+  },
+  registers: Registry[],
+): void {
+  new Gauge({
+    name: 'streamscore_cpu_seconds_per_prediction',
+    help: 'Process CPU time (user + system, every thread) per prediction published, over the life of the process.',
+    registers,
+    async collect() {
+      const published = [...(await byVersion(metrics.predictionsPublished)).values()].reduce(
+        (a, b) => a + b,
+        0,
+      );
+      const { user, system } = process.cpuUsage();
+      if (published > 0) this.set((user + system) / 1e6 / published);
+    },
+  });
+  new Gauge({
+    name: 'streamscore_inference_seconds_per_prediction',
+    help: 'Runtime time per prediction published, by version (cached predictions cost none), over the life of the process.',
+    labelNames: ['model', 'version'] as const,
+    registers,
+    async collect() {
+      const seconds = await byVersion(metrics.inferenceSeconds, '_sum');
+      const published = await byVersion(metrics.predictionsPublished);
+      this.reset();
+      for (const [key, count] of published) {
+        if (count <= 0) continue;
+        const [model, version] = key.split('/') as [string, string];
+        this.set({ model, version }, (seconds.get(key) ?? 0) / count);
+      }
+    },
+  });
 }
 
 export type ServeMetrics = ReturnType<typeof createServeMetrics>;
