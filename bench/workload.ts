@@ -27,8 +27,16 @@ export const PINNED_VERSIONS: Record<string, string> = { fraud: '2', heavy: '1' 
 /** Distinct entity keys per run: enough that every partition gets a share. */
 const KEYS = 1_000;
 
-export async function loadWorkload(model: string, modelsDir = 'models'): Promise<Workload> {
-  const version = PINNED_VERSIONS[model];
+/**
+ * The model's pinned version (or `options.version`); `options.repeatShare` makes that share of the
+ * generated events repeat an earlier event's features exactly (prediction cache traffic).
+ */
+export async function loadWorkload(
+  model: string,
+  modelsDir = 'models',
+  options: { version?: string; repeatShare?: number } = {},
+): Promise<Workload> {
+  const version = options.version ?? PINNED_VERSIONS[model];
   if (version === undefined) {
     throw new Error(
       `no pinned version for model "${model}"; expected one of ${Object.keys(PINNED_VERSIONS).join(', ')}`,
@@ -44,6 +52,7 @@ export async function loadWorkload(model: string, modelsDir = 'models'): Promise
     loaded,
     featureNames,
     outputNames: loaded.metadata.outputs.map((output) => output.name),
-    generator: (seed, runId) => new EventGenerator({ featureNames, specs, seed, keys: KEYS, runId }),
+    generator: (seed, runId) =>
+      new EventGenerator({ featureNames, specs, seed, keys: KEYS, runId, repeatShare: options.repeatShare }),
   };
 }

@@ -15,7 +15,7 @@ import type { Pending, Taken } from './decode-stage.js';
 import type { PipelineHealth } from './health.js';
 import type { ShadowScorer, ShadowWork } from './shadow.js';
 import { Backoff } from '../timers.js';
-import { PredictionCache, rowKey, type CacheLimits } from './prediction-cache.js';
+import { PredictionCache, rowHash, type CacheLimits } from './prediction-cache.js';
 
 const STALL_BACKOFF_MS = { first: 1_000, max: 30_000 };
 
@@ -248,7 +248,7 @@ export class ScoringStage {
     if (complete.length === 0) return;
     // Rows seen before (exactly) take their outputs from the cache; the rest go to the runtime.
     let scored = complete;
-    let keys: string[] | undefined;
+    let keys: { hash: number; row: Float32Array }[] | undefined;
     const cache = this.#cacheFor(runner);
     if (cache !== undefined) {
       const keyed =
@@ -260,11 +260,12 @@ export class ScoringStage {
       scored = [];
       keys = [];
       for (let row = 0; row < complete.length; row += 1) {
-        const key = rowKey(keyed, row, names.length);
-        const hit = cache.get(key);
+        const hash = rowHash(keyed, row, names.length);
+        const hit = cache.get(hash, keyed, row, names.length);
         if (hit === undefined) {
           scored.push(complete[row]!);
-          keys.push(key);
+          // A copy: the matrix itself may move to the runtime's thread.
+          keys.push({ hash, row: keyed.slice(row * names.length, (row + 1) * names.length) });
         } else {
           complete[row]!.outputs = hit;
           complete[row]!.cached = true;
@@ -310,7 +311,7 @@ export class ScoringStage {
       const values: Record<string, number> = {};
       for (const [name, column] of outputs) values[name] = column[row]!;
       scored[row]!.outputs = values;
-      if (keys !== undefined) cache!.set(keys[row]!, values);
+      if (keys !== undefined) cache!.set(keys[row]!.hash, keys[row]!.row, values);
     }
     if (cache !== undefined) {
       const evicted = cache.counts.evictions - this.#evictionsSeen.get(cache)!;
