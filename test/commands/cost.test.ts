@@ -52,7 +52,7 @@ describe('streamscore cost', () => {
     const samples = parsePrometheus(await registry.metrics());
     const perPrediction = samples.find((s) => s.name === 'streamscore_inference_seconds_per_prediction');
     assert.deepEqual(perPrediction?.labels, { model: 'fraud', version: '2' });
-    assert.ok(Math.abs(perPrediction!.value - 0.004 / 400) < 1e-15);
+    assert.ok(Math.abs(perPrediction.value - 0.004 / 400) < 1e-15);
     const cpu = samples.find((s) => s.name === 'streamscore_cpu_seconds_per_prediction');
     const { user, system } = process.cpuUsage();
     assert.ok(cpu !== undefined && cpu.value > 0 && cpu.value <= (user + system) / 1e6 / 400);
