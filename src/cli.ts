@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from './config/load.js';
@@ -231,11 +231,21 @@ function help(command?: string): string {
       .join('\n\n');
   }
   const list = Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(8)} ${spec.summary}`);
-  return `streamscore: event-streaming inference on Kafka with ONNX models.\n\nUsage: streamscore <command> [options]\n\nCommands:\n${list.join('\n')}\n\nRun \`streamscore <command> --help\` for its options and settings.`;
+  return `streamscore: event-streaming inference on Kafka with ONNX models.\n\nUsage: streamscore <command> [options]\n\nCommands:\n${list.join('\n')}\n\nRun \`streamscore <command> --help\` for its options and settings; \`streamscore --version\` prints the version.`;
+}
+
+/** The version in the package.json beside dist/ (the same file in a checkout and an installed package). */
+export function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return String((JSON.parse(text) as { version?: unknown }).version);
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`streamscore ${packageVersion()} (Node ${process.versions.node})\n`);
+    return 0;
+  }
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${help(rest[0])}\n`);
     return command === undefined ? 2 : 0;
