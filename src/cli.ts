@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfig } from './config/load.js';
+import { loadConfig, secretFlags } from './config/load.js';
 import { OPTIONS, flagName, type Config, type OptionName, type OptionSpec } from './config/options.js';
-import { ErrorCodes, StreamscoreError, isStreamscoreError } from './errors.js';
+import { ErrorCodes, SECURITY_CODES, StreamscoreError, isStreamscoreError } from './errors.js';
 
 interface CommandSpec {
   summary: string;
@@ -283,6 +283,15 @@ export async function main(argv: string[]): Promise<number> {
     const value = values[flagName(name)];
     if (typeof value === 'string') flags[name] = value;
   }
+  for (const name of secretFlags(flags)) {
+    const spec: OptionSpec = OPTIONS[name];
+    const file = (Object.keys(OPTIONS) as OptionName[]).find(
+      (other) => (OPTIONS[other] as OptionSpec).secretFile === name,
+    );
+    process.stderr.write(
+      `streamscore: warning: --${flagName(name)} puts a secret on the command line, where other users of this host can read it (ps, /proc); set ${spec.env}${file === undefined ? '' : ` or ${OPTIONS[file].env}`} instead\n`,
+    );
+  }
   const config = loadConfig({
     ...(typeof values.config === 'string' ? { file: values.config } : {}),
     flags,
@@ -290,9 +299,14 @@ export async function main(argv: string[]): Promise<number> {
   return spec.run(config, values, parsed.positionals);
 }
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 nothing found (tail). */
-function exitCodeFor(error: unknown): number {
-  return isStreamscoreError(error) && (error.code === 'USAGE' || error.code === 'CONFIG_INVALID') ? 2 : 1;
+/**
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 nothing found (tail),
+ * 4 credentials or trust refused (SASL, TLS certificate, registry authorisation).
+ */
+export function exitCodeFor(error: unknown): number {
+  if (!isStreamscoreError(error)) return 1;
+  if (error.code === 'USAGE' || error.code === 'CONFIG_INVALID') return 2;
+  return SECURITY_CODES.has(error.code) ? 4 : 1;
 }
 
 function isEntryPoint(): boolean {

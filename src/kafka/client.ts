@@ -7,8 +7,10 @@ import kafkajs, {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import type { Config } from '../config/options.js';
-import { StreamscoreError, describeError } from '../errors.js';
+import { StreamscoreError, TLS_HOSTNAME_CODE, TLS_UNTRUSTED_REASONS, describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { kafkaLogCreator, type ConnectionTrouble } from './client-log.js';
 
@@ -16,6 +18,11 @@ const KAFKA_SETTING_KEYS = [
   'kafkaBrokers',
   'kafkaClientId',
   'kafkaSsl',
+  'kafkaSslCaFile',
+  'kafkaSslCertFile',
+  'kafkaSslKeyFile',
+  'kafkaSslKeyPassword',
+  'kafkaSslServername',
   'kafkaSaslMechanism',
   'kafkaSaslUsername',
   'kafkaSaslPassword',
@@ -60,7 +67,7 @@ export function createKafka(
   const kafka = new Kafka({
     clientId: settings.kafkaClientId,
     brokers: [...settings.kafkaBrokers],
-    ssl: settings.kafkaSsl,
+    ssl: tlsOptions(settings),
     ...(sasl ? { sasl } : {}),
     connectionTimeout: Math.min(settings.kafkaConnectTimeoutMs, 10_000),
     retry: {
@@ -73,6 +80,70 @@ export function createKafka(
   });
   troubles.set(kafka, trouble);
   return kafka;
+}
+
+/** Node TLS options from the settings; false for plaintext. Certificates are always verified. */
+export function tlsOptions(settings: KafkaSettings): ConnectionOptions | false {
+  if (!settings.kafkaSsl) return false;
+  const read = (path: string, env: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new StreamscoreError('CONFIG_INVALID', `${env}: cannot read ${path}: ${describeError(error)}`, {
+        cause: error,
+        context: { path },
+      });
+    }
+  };
+  const options: ConnectionOptions = { rejectUnauthorized: true };
+  if (settings.kafkaSslCaFile !== '') options.ca = read(settings.kafkaSslCaFile, 'KAFKA_SSL_CA_FILE');
+  if (settings.kafkaSslCertFile !== '') {
+    options.cert = read(settings.kafkaSslCertFile, 'KAFKA_SSL_CERT_FILE');
+    options.key = read(settings.kafkaSslKeyFile, 'KAFKA_SSL_KEY_FILE');
+    if (settings.kafkaSslKeyPassword !== '') options.passphrase = settings.kafkaSslKeyPassword;
+  }
+  if (settings.kafkaSslServername !== '') options.servername = settings.kafkaSslServername;
+  return options;
+}
+
+/**
+ * A failure of credentials or trust, told apart from a cluster that is away: the SASL mechanism
+ * refused, or the check of the brokers' certificate that failed. Undefined for anything else.
+ */
+export function securityFailure(error: unknown, settings: KafkaSettings): StreamscoreError | undefined {
+  const where = `Kafka at ${settings.kafkaBrokers.join(',')}`;
+  for (
+    let inner: unknown = error, depth = 0;
+    inner !== undefined && inner !== null && depth < 6;
+    depth += 1
+  ) {
+    const { name, code } = inner as { name?: unknown; code?: unknown };
+    if (name === 'KafkaJSSASLAuthenticationError') {
+      return new StreamscoreError(
+        'KAFKA_AUTH_FAILED',
+        `${where} refused SASL ${settings.kafkaSaslMechanism.toUpperCase()} authentication for user ${JSON.stringify(settings.kafkaSaslUsername)}: ${describeError(inner)} (check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM)`,
+        { cause: error, context: { mechanism: settings.kafkaSaslMechanism } },
+      );
+    }
+    if (code === TLS_HOSTNAME_CODE) {
+      return new StreamscoreError(
+        'TLS_HOSTNAME_MISMATCH',
+        `${where}: the broker's certificate does not name the host connected to: ${describeError(inner)} (${code}); connect by a name on the certificate, or set KAFKA_SSL_SERVERNAME to one`,
+        { cause: error, context: { check: code } },
+      );
+    }
+    const untrusted = typeof code === 'string' ? TLS_UNTRUSTED_REASONS[code] : undefined;
+    if (untrusted !== undefined && typeof code === 'string') {
+      return new StreamscoreError(
+        'TLS_UNTRUSTED',
+        `${where}: the broker's certificate is not trusted: ${untrusted} (${code}); set KAFKA_SSL_CA_FILE to the CA that signed it`,
+        { cause: error, context: { check: code } },
+      );
+    }
+    const next = inner as { originalError?: unknown; cause?: unknown };
+    inner = next.originalError ?? next.cause;
+  }
+  return undefined;
 }
 
 /** The last connection failure kafkajs logged for this client, if any. */
@@ -110,6 +181,8 @@ export async function connectAdmin(kafka: Kafka, settings: KafkaSettings): Promi
     return admin;
   } catch (error) {
     await admin.disconnect().catch(() => undefined);
+    const refused = securityFailure(error, settings);
+    if (refused !== undefined) throw refused;
     const trouble = lastConnectionTrouble(kafka);
     const why = describeKafkaError(error);
     throw new StreamscoreError(
