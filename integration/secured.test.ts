@@ -91,7 +91,7 @@ function topicEnv(topics: TestTopics): Record<string, string> {
 }
 
 /** A refusal: exit code 4 within `withinMs`, with this error code and message on stderr. */
-function assertRefused(result: Run, code: string, message: RegExp, withinMs = 15_000): void {
+function assertRefused(result: Run, code: string, message: RegExp, withinMs = 5_000): void {
   assert.equal(result.code, 4, result.stderr);
   assert.match(result.stderr, new RegExp(`^streamscore: ${code} \\(`, 'm'), result.stderr);
   assert.match(result.stderr, message, result.stderr);

@@ -4,7 +4,7 @@ import { RegistrySchemas } from '../codec/schemas.js';
 import { registryClient } from './connect.js';
 import type { Config } from '../config/options.js';
 import { SECURITY_CODES, describeError, isStreamscoreError } from '../errors.js';
-import { createKafka, securityFailure } from '../kafka/client.js';
+import { createKafka, securityFailure, unlessRefused } from '../kafka/client.js';
 import { createLogger } from '../telemetry/logger.js';
 
 export interface TailOptions {
@@ -23,7 +23,7 @@ export async function tail(config: Config, options: TailOptions): Promise<number
   const kafka = createKafka(config, logger);
   const records = new RecordDecoder(new RegistrySchemas(registryClient(config)), config.maxValueBytes);
   const consumer = kafka.consumer({ groupId: `streamscore-tail-${randomUUID()}`, maxWaitTimeInMs: 250 });
-  await consumer.connect().catch((error: unknown) => {
+  await unlessRefused(kafka, consumer.connect()).catch((error: unknown) => {
     throw securityFailure(error, config) ?? error;
   });
   let printed = 0;

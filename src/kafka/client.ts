@@ -8,7 +8,8 @@ import kafkajs, {
   type SASLOptions,
 } from 'kafkajs';
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
+import { connect as netConnect, isIP } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Config } from '../config/options.js';
 import { StreamscoreError, TLS_HOSTNAME_CODE, TLS_UNTRUSTED_REASONS, describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -39,6 +40,43 @@ export function kafkaSettings(config: KafkaSettings): KafkaSettings {
 const troubles = new WeakMap<Kafka, ConnectionTrouble>();
 
 /**
+ * Certificate checks that failed on a client's sockets. kafkajs counts every socket error as a
+ * connection error worth retrying, which for a certificate only delays the same refusal; start-up
+ * waits race this instead, and give up at the first one.
+ */
+interface TlsRefusals {
+  first: Error | undefined;
+  listeners: Set<(error: Error) => void>;
+}
+const refusals = new WeakMap<Kafka, TlsRefusals>();
+
+function isCertificateFailure(code: unknown): boolean {
+  return typeof code === 'string' && (code === TLS_HOSTNAME_CODE || code in TLS_UNTRUSTED_REASONS);
+}
+
+/**
+ * `work`, or the first certificate failure seen on the client's sockets while it runs, whichever
+ * comes first (the failure as kafkajs would report it, with the socket error's code).
+ */
+export async function unlessRefused<T>(kafka: Kafka, work: Promise<T>): Promise<T> {
+  const seen = refusals.get(kafka);
+  if (seen === undefined) return work;
+  let listener: ((error: Error) => void) | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        listener = reject;
+        if (seen.first !== undefined) reject(seen.first);
+        seen.listeners.add(reject);
+      }),
+    ]);
+  } finally {
+    if (listener !== undefined) seen.listeners.delete(listener);
+  }
+}
+
+/**
  * A kafkajs client with streamscore's logging (client-log.ts) and short waits between retries: a
  * consumer that crashed while a broker was away restarts after the last wait it reached, so a 30 s
  * ceiling (kafkajs's default) would keep scoring stopped long after the broker is back.
@@ -64,7 +102,28 @@ export function createKafka(
     } as SASLOptions;
   }
   const trouble: ConnectionTrouble = { last: undefined };
+  const refused: TlsRefusals = { first: undefined, listeners: new Set() };
   const kafka = new Kafka({
+    // kafkajs's own socket factory, plus a note of certificate failures (see unlessRefused).
+    socketFactory: ({ host, port, ssl, onConnect }) => {
+      const tls = ssl as ConnectionOptions | false | undefined;
+      const socket = tls
+        ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), ...tls }, onConnect)
+        : netConnect({ host, port }, onConnect);
+      socket.setKeepAlive(true, 60_000); // one minute, as kafkajs does
+      if (tls) {
+        socket.on('error', (error: NodeJS.ErrnoException) => {
+          if (!isCertificateFailure(error.code)) return;
+          const failure = Object.assign(new Error(`Connection error: ${error.message}`), {
+            code: error.code,
+            cause: error,
+          });
+          refused.first ??= failure;
+          for (const listener of refused.listeners) listener(failure);
+        });
+      }
+      return socket;
+    },
     clientId: settings.kafkaClientId,
     brokers: [...settings.kafkaBrokers],
     ssl: tlsOptions(settings),
@@ -79,6 +138,7 @@ export function createKafka(
     logCreator: kafkaLogCreator(logger, trouble),
   });
   troubles.set(kafka, trouble);
+  refusals.set(kafka, refused);
   return kafka;
 }
 
@@ -170,10 +230,13 @@ export async function connectAdmin(kafka: Kafka, settings: KafkaSettings): Promi
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      (async () => {
-        await admin.connect();
-        await admin.describeCluster();
-      })(),
+      unlessRefused(
+        kafka,
+        (async () => {
+          await admin.connect();
+          await admin.describeCluster();
+        })(),
+      ),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline);
       }),
