@@ -3,7 +3,7 @@
 # docker-compose.yml for a full stack). CPU inference only: the onnxruntime-node package ships the
 # CPU runtime, and the repo's .npmrc skips its optional CUDA download.
 
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 
 # Dependencies first, so that editing sources reuses this layer. --ignore-scripts because the root
@@ -25,7 +25,7 @@ RUN npm run build \
     ! -name "$(node -p process.arch)" -exec rm -rf {} + \
   && mkdir -p models schemas
 
-FROM node:20-slim
+FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json

@@ -12,6 +12,11 @@ const settings = {
   kafkaSaslMechanism: 'none' as const,
   kafkaSaslUsername: '',
   kafkaSaslPassword: '',
+  kafkaSslCaFile: '',
+  kafkaSslCertFile: '',
+  kafkaSslKeyFile: '',
+  kafkaSslKeyPassword: '',
+  kafkaSslServername: '',
   kafkaConnectTimeoutMs: 10_000,
 };
 

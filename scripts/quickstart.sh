@@ -11,7 +11,6 @@ LOG_FILE="${STATE}/serve.log"
 METRICS_PORT="${STREAMSCORE_METRICS_PORT:-9464}"
 COUNT="${QUICKSTART_EVENTS:-5000}"
 RATE="${QUICKSTART_RATE:-2000}"
-CLI=(node dist/src/cli.js)
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -30,6 +29,10 @@ fi
 
 [[ -d node_modules ]] || { say "installing dependencies"; npm ci --no-audit --no-fund; }
 [[ -f dist/src/cli.js ]] || npm run build
+# Node 22 or later: the one on PATH, or one scripts/node.sh fetches into the project's cache (it
+# says so in one line).
+NODE="$(bash scripts/node.sh -p process.execPath)"
+CLI=("${NODE}" dist/src/cli.js)
 
 say "starting the local Kafka broker and schema registry (first run downloads them, later runs take seconds)"
 bash scripts/stack.sh up

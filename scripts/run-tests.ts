@@ -4,14 +4,17 @@
  *   1. KAFKA_BROKERS and SCHEMA_REGISTRY_URL, when both are set (an existing cluster);
  *   2. containers (Kafka in KRaft mode and Apicurio Registry), when a container runtime answers;
  *   3. the local JVM stack (scripts/stack.sh), started here if it is not running.
- * What this run started, it stops (set STREAMSCORE_KEEP_STACK=1 to keep the JVM stack up).
+ * The secured variant of the JVM stack (SASL_SSL, https registry with basic auth; its own ports) is
+ * always started too, or reused, for integration/secured.test.ts: SECURED_STACK_ENV names its
+ * client settings.
+ * What this run started, it stops (set STREAMSCORE_KEEP_STACK=1 to keep the JVM stacks up).
  * `--unit` runs the unit tests only, with no infrastructure.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ensureLocalStack } from './local-stack.js';
+import { ensureLocalStack, ensureSecuredStack } from './local-stack.js';
 
 const KAFKA_IMAGE = 'apache/kafka:4.4.0';
 const REGISTRY_IMAGE = 'apicurio/apicurio-registry:3.0.9';
@@ -157,14 +160,21 @@ async function main(): Promise<number> {
   const infrastructure = await chooseInfrastructure();
   say(`infrastructure: ${infrastructure.kind}`);
   say(`KAFKA_BROKERS=${infrastructure.brokers} SCHEMA_REGISTRY_URL=${infrastructure.registryUrl}`);
+  let secured: ReturnType<typeof ensureSecuredStack> | undefined;
   try {
+    secured = ensureSecuredStack({ say, output: 'inherit' });
+    say(
+      `secured stack: ${secured.startedHere ? 'started by this run' : 'already running'} (${secured.envFile})`,
+    );
     return await runNodeTest([...unit, ...integration], {
       ...process.env,
       KAFKA_BROKERS: infrastructure.brokers,
       SCHEMA_REGISTRY_URL: infrastructure.registryUrl,
+      SECURED_STACK_ENV: secured.envFile,
       KAFKAJS_NO_PARTITIONER_WARNING: '1',
     });
   } finally {
+    secured?.stop();
     await infrastructure.stop();
   }
 }

@@ -17,6 +17,13 @@
 #   STREAMSCORE_KAFKA_VERSION / STREAMSCORE_APICURIO_VERSION  override the pinned versions
 #   STREAMSCORE_STACK_SERVICES ("kafka registry")  which services up/down/status handle; "kafka"
 #                                             alone gives a private broker (the fault tests' own)
+#   STREAMSCORE_STACK_SECURE=1                the secured variant, on its own ports (9192, 9193,
+#                                             8444) and run folder: Kafka on a SASL_SSL listener
+#                                             with SCRAM-SHA-256/512 users, the registry over
+#                                             https behind basic auth, both with a certificate
+#                                             from a throw-away CA made at `up`. The client
+#                                             settings it prints name files (CA, passwords),
+#                                             never a secret itself.
 set -euo pipefail
 
 KAFKA_VERSION="${STREAMSCORE_KAFKA_VERSION:-4.4.0}"
@@ -29,9 +36,17 @@ DEPENDENCY_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 # io.apicurio:apicurio-registry:3.0.9.pom answers 404 on the Maven Central we reach.
 COPY_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:2.8"
 
-KAFKA_PORT="${KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
-REGISTRY_PORT="${REGISTRY_PORT:-8081}"
+SECURE="${STREAMSCORE_STACK_SECURE:-0}"
+secure() { [[ "$SECURE" == "1" ]]; }
+if secure; then
+  KAFKA_PORT="${KAFKA_PORT:-9192}"
+  KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9193}"
+  REGISTRY_PORT="${REGISTRY_PORT:-8444}"
+else
+  KAFKA_PORT="${KAFKA_PORT:-9092}"
+  KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+  REGISTRY_PORT="${REGISTRY_PORT:-8081}"
+fi
 SERVICES="${STREAMSCORE_STACK_SERVICES:-kafka registry}"
 with_registry() { [[ " ${SERVICES} " == *" registry "* ]]; }
 CACHE="${STREAMSCORE_CACHE:-${HOME}/.cache/streamscore}"
@@ -42,6 +57,9 @@ HOST="127.0.0.1"
 KAFKA_HOME="${CACHE}/kafka-${KAFKA_VERSION}"
 REGISTRY_HOME="${CACHE}/apicurio-registry-${APICURIO_VERSION}"
 RUN_DIR="${CACHE}/run/kafka-${KAFKA_PORT}-${KAFKA_CONTROLLER_PORT}-registry-${REGISTRY_PORT}"
+if secure; then RUN_DIR="${RUN_DIR}-secure"; fi
+TLS_DIR="${RUN_DIR}/tls"
+SECRETS_DIR="${RUN_DIR}/secrets"
 KAFKA_PID="${RUN_DIR}/kafka.pid"
 KAFKA_LOG="${RUN_DIR}/kafka.log"
 KAFKA_DATA="${RUN_DIR}/kafka-data"
@@ -56,6 +74,11 @@ if [[ -n "${JAVA_HOME:-}" ]]; then JAVAC="${JAVA_HOME}/bin/javac"; else JAVAC="j
 
 BROKERS="${HOST}:${KAFKA_PORT}"
 REGISTRY_URL="http://${HOST}:${REGISTRY_PORT}/apis/ccompat/v7"
+if secure; then
+  # The certificate names localhost only, so 127.0.0.1 is a host name it does not match.
+  BROKERS="localhost:${KAFKA_PORT}"
+  REGISTRY_URL="https://localhost:${REGISTRY_PORT}/apis/ccompat/v7"
+fi
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() {
@@ -85,7 +108,10 @@ owned() {
 port_open() { (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
 
 registry_answers() {
-  if command -v curl >/dev/null 2>&1; then
+  if secure; then
+    # Credentials from a file (-K), never on curl's command line.
+    curl -sf -o /dev/null -m 5 --cacert "${TLS_DIR}/ca.pem" -K "${SECRETS_DIR}/registry.curl" "${REGISTRY_URL}/subjects"
+  elif command -v curl >/dev/null 2>&1; then
     curl -sf -o /dev/null -m 5 "${REGISTRY_URL}/subjects"
   else
     port_open "$REGISTRY_PORT" || return 1
@@ -101,7 +127,10 @@ registry_answers() {
 # Metadata round trip with Kafka's AdminClient (a tiny class compiled at download time).
 kafka_answers() {
   port_open "$KAFKA_PORT" || return 1
-  if [[ -f "${KAFKA_HOME}/probe/StackProbe.class" ]]; then
+  if secure; then
+    # The probe speaks plaintext; the secured broker is ready once it says it started.
+    grep -q 'Kafka Server started' "$KAFKA_LOG" 2>/dev/null
+  elif [[ -f "${KAFKA_HOME}/probe/StackProbe.class" ]]; then
     "$JAVA" -Xmx64m -XX:TieredStopAtLevel=1 -Dlog4j2.level=ERROR \
       -cp "${KAFKA_HOME}/probe:${KAFKA_HOME}/libs/*" StackProbe "$BROKERS" >/dev/null 2>&1
   else
@@ -293,7 +322,55 @@ spawn() {
   done
 }
 
+# A throw-away CA, a certificate for localhost (broker and registry), a client certificate for
+# mutual TLS, a second CA that signed nothing here (an untrusted one, for tests), and random
+# passwords, each in a file only the owner can read.
+make_secrets() {
+  rm -rf "$TLS_DIR" "$SECRETS_DIR"
+  mkdir -p "$TLS_DIR" "$SECRETS_DIR"
+  chmod 700 "$SECRETS_DIR"
+  command -v openssl >/dev/null 2>&1 || die "openssl not found (the secured stack makes its certificates with it)"
+  (
+    set -e
+    cd "$TLS_DIR"
+    local days=7 ca name
+    for ca in ca other-ca; do
+      openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days "$days" -keyout "${ca}.key" -out "${ca}.pem" \
+        -subj "/CN=streamscore ${ca} $(date +%s)" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    done
+    printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    for name in server client; do
+      openssl req -newkey rsa:2048 -nodes -sha256 -keyout "${name}.key" -out "${name}.csr" -subj "/CN=streamscore-${name}"
+      openssl x509 -req -sha256 -days "$days" -in "${name}.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -out "${name}.pem" -extfile "${name}.ext"
+    done
+    # Kafka's PEM key store: the private key (PKCS#8) followed by the certificate chain.
+    cat server.key server.pem ca.pem >broker-keystore.pem
+    rm -f ./*.csr ./*.ext ./*.srl ca.key other-ca.key
+  ) >"${RUN_DIR}/openssl.log" 2>&1 || {
+    cat "${RUN_DIR}/openssl.log" >&2
+    die "making the throw-away certificates failed"
+  }
+  [[ -s "${TLS_DIR}/broker-keystore.pem" && -s "${TLS_DIR}/client.pem" && -s "${TLS_DIR}/other-ca.pem" ]] || {
+    cat "${RUN_DIR}/openssl.log" >&2
+    die "making the throw-away certificates failed (see ${RUN_DIR}/openssl.log)"
+  }
+  local name
+  for name in admin scorer registry; do
+    head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"${SECRETS_DIR}/${name}"
+  done
+  printf 'user = "streamscore:%s"\n' "$(cat "${SECRETS_DIR}/registry")" >"${SECRETS_DIR}/registry.curl"
+  chmod 600 "${SECRETS_DIR}"/* "${TLS_DIR}"/*.key "${TLS_DIR}/broker-keystore.pem"
+}
+
 write_kafka_config() {
+  if secure; then
+    write_secure_kafka_config
+    write_kafka_log_config
+    return
+  fi
   cat >"${RUN_DIR}/server.properties" <<EOF
 # Generated by scripts/stack.sh: one combined KRaft broker+controller.
 process.roles=broker,controller
@@ -318,6 +395,48 @@ group.initial.rebalance.delay.ms=0
 broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=2500
 EOF
+  write_kafka_log_config
+}
+
+write_secure_kafka_config() {
+  local admin
+  admin="$(cat "${SECRETS_DIR}/admin")"
+  cat >"${RUN_DIR}/server.properties" <<EOF
+# Generated by scripts/stack.sh (secured): SASL_SSL for clients and between brokers, SCRAM users.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@${HOST}:${KAFKA_CONTROLLER_PORT}
+listeners=SASL_SSL://${HOST}:${KAFKA_PORT},CONTROLLER://${HOST}:${KAFKA_CONTROLLER_PORT}
+advertised.listeners=SASL_SSL://${BROKERS}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="${admin}";
+ssl.keystore.type=PEM
+ssl.keystore.location=${TLS_DIR}/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=${TLS_DIR}/ca.pem
+ssl.client.auth=requested
+ssl.endpoint.identification.algorithm=https
+log.dirs=${KAFKA_DATA}
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=2500
+EOF
+  chmod 600 "${RUN_DIR}/server.properties"
+}
+
+write_kafka_log_config() {
   cat >"${RUN_DIR}/log4j2.properties" <<'EOF'
 # Generated by scripts/stack.sh: everything to stdout, which `up` redirects to kafka.log.
 status = warn
@@ -337,6 +456,11 @@ EOF
 }
 
 start_kafka() {
+  if secure; then
+    # Fresh certificates, passwords and storage (SCRAM users are written at format time).
+    make_secrets
+    rm -rf "$KAFKA_DATA"
+  fi
   write_kafka_config
   local logcfg="-Dlog4j2.configurationFile=${RUN_DIR}/log4j2.properties"
   if [[ ! -f "${KAFKA_DATA}/meta.properties" ]]; then
@@ -344,8 +468,15 @@ start_kafka() {
     local cluster_id
     # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    local scram=() mechanism
+    if secure; then
+      for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+        scram+=(--add-scram "${mechanism}=[name=admin,password=$(cat "${SECRETS_DIR}/admin")]")
+        scram+=(--add-scram "${mechanism}=[name=scorer,password=$(cat "${SECRETS_DIR}/scorer")]")
+      done
+    fi
     "$JAVA" -Xmx256m "$logcfg" -cp "${KAFKA_HOME}/libs/*" kafka.tools.StorageTool format \
-      -t "$cluster_id" -c "${RUN_DIR}/server.properties" >"${RUN_DIR}/kafka-format.log" 2>&1 ||
+      -t "$cluster_id" -c "${RUN_DIR}/server.properties" "${scram[@]}" >"${RUN_DIR}/kafka-format.log" 2>&1 ||
       {
         cat "${RUN_DIR}/kafka-format.log" >&2
         die "formatting the KRaft storage in ${KAFKA_DATA} failed"
@@ -363,7 +494,26 @@ start_registry() {
   local jar heap
   jar="$(registry_jar)"
   read -r -a heap <<<"${REGISTRY_HEAP_OPTS:--Xms128m -Xmx512m}"
-  log "registry: starting Apicurio Registry ${APICURIO_VERSION} on http://${HOST}:${REGISTRY_PORT}"
+  local listen=(-Dquarkus.http.port="$REGISTRY_PORT")
+  if secure; then
+    # https only, and Quarkus's own basic auth with one user (the properties-file realm that
+    # Apicurio's build includes) in front of every API path.
+    listen=(
+      -Dquarkus.http.port=0 -Dquarkus.http.insecure-requests=disabled
+      -Dquarkus.http.ssl-port="$REGISTRY_PORT"
+      -Dquarkus.http.ssl.certificate.files="${TLS_DIR}/server.pem"
+      -Dquarkus.http.ssl.certificate.key-files="${TLS_DIR}/server.key"
+      -Dquarkus.http.auth.basic=true
+      -Dquarkus.security.users.embedded.enabled=true
+      -Dquarkus.security.users.embedded.plain-text=true
+      -Dquarkus.http.auth.permission.apis.paths=/apis/*
+      -Dquarkus.http.auth.permission.apis.policy=authenticated
+    )
+    # The user's password goes in through the environment, not the command line.
+    QUARKUS_SECURITY_USERS_EMBEDDED_USERS_STREAMSCORE="$(cat "${SECRETS_DIR}/registry")"
+    export QUARKUS_SECURITY_USERS_EMBEDDED_USERS_STREAMSCORE
+  fi
+  log "registry: starting Apicurio Registry ${APICURIO_VERSION} on ${REGISTRY_URL%/apis/*}"
   # In-memory H2 storage (the 3.x default, spelled out); deletes explicitly allowed so tests can clean
   # up. Two settings make the ccompat API behave like Confluent's registry: BACKWARD enforced for
   # subjects without a level of their own (Apicurio's default is no check at all; note that
@@ -371,7 +521,7 @@ start_registry() {
   # with other whitespace or key order returns the existing id instead of adding a version.
   spawn "$REGISTRY_PID" "$REGISTRY_LOG" "$JAVA" "${heap[@]}" -XX:+UseSerialGC \
     -Djava.awt.headless=true "$REGISTRY_MARK" \
-    -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$REGISTRY_PORT" \
+    -Dquarkus.http.host="$HOST" "${listen[@]}" \
     -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=h2 \
     -Dapicurio.rest.deletion.group.enabled=true \
     -Dapicurio.rest.deletion.artifact.enabled=true \
@@ -403,8 +553,20 @@ wait_for() {
   exit 1
 }
 
+client_env() {
+  printf 'KAFKA_BROKERS=%s\nSCHEMA_REGISTRY_URL=%s\n' "$BROKERS" "$REGISTRY_URL"
+  if secure; then
+    printf '%s\n' \
+      KAFKA_SSL=true "KAFKA_SSL_CA_FILE=${TLS_DIR}/ca.pem" \
+      KAFKA_SASL_MECHANISM=scram-sha-512 KAFKA_SASL_USERNAME=scorer \
+      "KAFKA_SASL_PASSWORD_FILE=${SECRETS_DIR}/scorer" \
+      SCHEMA_REGISTRY_USERNAME=streamscore "SCHEMA_REGISTRY_PASSWORD_FILE=${SECRETS_DIR}/registry" \
+      "SCHEMA_REGISTRY_SSL_CA_FILE=${TLS_DIR}/ca.pem" "STACK_TLS_DIR=${TLS_DIR}"
+  fi
+}
+
 print_env() {
-  printf 'KAFKA_BROKERS=%s\nSCHEMA_REGISTRY_URL=%s\n' "$BROKERS" "$REGISTRY_URL" | tee "${RUN_DIR}/stack.env"
+  client_env | tee "${RUN_DIR}/stack.env"
 }
 
 cmd_up() {
@@ -456,6 +618,7 @@ cmd_down() {
   stop_pid kafka "$KAFKA_PID" "$KAFKA_MARK"
   # Next `up` formats a fresh, empty broker (the registry is in-memory anyway).
   rm -rf "$KAFKA_DATA"
+  if secure; then rm -rf "$TLS_DIR" "$SECRETS_DIR"; fi
   rm -f "${RUN_DIR}/stack.env"
   log "stopped; kafka data removed (${KAFKA_DATA})"
 }
@@ -476,9 +639,7 @@ cmd_status() {
     printf '%-9s stopped  %-12s %-22s log %s\n' registry "" "${HOST}:${REGISTRY_PORT}" "$REGISTRY_LOG"
     rc=3
   fi
-  if ((rc == 0)); then
-    printf 'KAFKA_BROKERS=%s\nSCHEMA_REGISTRY_URL=%s\n' "$BROKERS" "$REGISTRY_URL"
-  fi
+  if ((rc == 0)); then client_env; fi
   return "$rc"
 }
 

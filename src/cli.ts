@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
+import { readFileSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfig } from './config/load.js';
+import { loadConfig, secretFlags } from './config/load.js';
 import { OPTIONS, flagName, type Config, type OptionName, type OptionSpec } from './config/options.js';
-import { ErrorCodes, StreamscoreError, isStreamscoreError } from './errors.js';
+import { ErrorCodes, SECURITY_CODES, StreamscoreError, isStreamscoreError } from './errors.js';
 
 interface CommandSpec {
   summary: string;
@@ -291,11 +291,21 @@ function help(command?: string): string {
       .join('\n\n');
   }
   const list = Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(8)} ${spec.summary}`);
-  return `streamscore: event-streaming inference on Kafka with ONNX models.\n\nUsage: streamscore <command> [options]\n\nCommands:\n${list.join('\n')}\n\nRun \`streamscore <command> --help\` for its options and settings.`;
+  return `streamscore: event-streaming inference on Kafka with ONNX models.\n\nUsage: streamscore <command> [options]\n\nCommands:\n${list.join('\n')}\n\nRun \`streamscore <command> --help\` for its options and settings; \`streamscore --version\` prints the version.`;
+}
+
+/** The version in the package.json beside dist/ (the same file in a checkout and an installed package). */
+export function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return String((JSON.parse(text) as { version?: unknown }).version);
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`streamscore ${packageVersion()} (Node ${process.versions.node})\n`);
+    return 0;
+  }
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${help(rest[0])}\n`);
     return command === undefined ? 2 : 0;
@@ -333,6 +343,15 @@ export async function main(argv: string[]): Promise<number> {
     const value = values[flagName(name)];
     if (typeof value === 'string') flags[name] = value;
   }
+  for (const name of secretFlags(flags)) {
+    const spec: OptionSpec = OPTIONS[name];
+    const file = (Object.keys(OPTIONS) as OptionName[]).find(
+      (other) => (OPTIONS[other] as OptionSpec).secretFile === name,
+    );
+    process.stderr.write(
+      `streamscore: warning: --${flagName(name)} puts a secret on the command line, where other users of this host can read it (ps, /proc); set ${spec.env}${file === undefined ? '' : ` or ${OPTIONS[file].env}`} instead\n`,
+    );
+  }
   const config = loadConfig({
     ...(typeof values.config === 'string' ? { file: values.config } : {}),
     flags,
@@ -340,9 +359,14 @@ export async function main(argv: string[]): Promise<number> {
   return spec.run(config, values, parsed.positionals);
 }
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 nothing found (tail). */
-function exitCodeFor(error: unknown): number {
-  return isStreamscoreError(error) && (error.code === 'USAGE' || error.code === 'CONFIG_INVALID') ? 2 : 1;
+/**
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 nothing found (tail),
+ * 4 credentials or trust refused (SASL, TLS certificate, registry authorisation).
+ */
+export function exitCodeFor(error: unknown): number {
+  if (!isStreamscoreError(error)) return 1;
+  if (error.code === 'USAGE' || error.code === 'CONFIG_INVALID') return 2;
+  return SECURITY_CODES.has(error.code) ? 4 : 1;
 }
 
 function isEntryPoint(): boolean {

@@ -14,6 +14,14 @@ export const ErrorCodes = {
   INFERENCE_FAILED: 'Inference failed',
   /** The Kafka cluster could not be reached or refused an operation. */
   KAFKA_UNAVAILABLE: 'Kafka is unavailable',
+  /** The brokers refused the SASL credentials (the message names the mechanism and the user). */
+  KAFKA_AUTH_FAILED: 'Kafka refused the credentials',
+  /** A TLS peer's certificate is not trusted: the message names the peer and the check that failed. */
+  TLS_UNTRUSTED: 'Certificate is not trusted',
+  /** A TLS peer's certificate does not name the host connected to. */
+  TLS_HOSTNAME_MISMATCH: 'Certificate does not name the host',
+  /** The schema registry answered 401 or 403 to the credentials given. */
+  REGISTRY_UNAUTHORIZED: 'Schema registry refused the credentials',
   /** The schema registry could not be reached or answered with an unexpected error. */
   REGISTRY_UNAVAILABLE: 'Schema registry is unavailable',
   /** A schema file in schemas/ could not be read or parsed. */
@@ -25,6 +33,36 @@ export const ErrorCodes = {
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Failures of credentials or trust: the configuration must change, so nothing waits or retries. */
+export const SECURITY_CODES: ReadonlySet<ErrorCode> = new Set([
+  'KAFKA_AUTH_FAILED',
+  'TLS_UNTRUSTED',
+  'TLS_HOSTNAME_MISMATCH',
+  'REGISTRY_UNAUTHORIZED',
+]);
+
+/**
+ * TLS verification failures by Node's error code: which check failed, in words. A retry will not
+ * change any of them.
+ */
+export const TLS_UNTRUSTED_REASONS: Readonly<Record<string, string>> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is not signed by a trusted CA',
+  UNABLE_TO_GET_ISSUER_CERT: 'the issuer of its certificate is not known',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the issuer of its certificate is not trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate chain ends in a self-signed CA that is not trusted',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted',
+  CERT_SIGNATURE_FAILURE: 'the signature of its certificate does not verify',
+  CERT_HAS_EXPIRED: 'its certificate has expired',
+  CERT_NOT_YET_VALID: 'its certificate is not valid yet',
+  CERT_REVOKED: 'its certificate is revoked',
+  INVALID_CA: 'a CA certificate in its chain is not valid as a CA',
+  CERT_UNTRUSTED: 'its certificate is not trusted for this purpose',
+  CERT_REJECTED: 'its certificate is rejected',
+};
+
+/** Node's code for a certificate that does not name the host connected to. */
+export const TLS_HOSTNAME_CODE = 'ERR_TLS_CERT_ALTNAME_INVALID';
 
 /** Where an error happened; enumerable so that pino prints every field. */
 export interface ErrorContext {

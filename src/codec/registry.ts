@@ -4,16 +4,29 @@
  * telling a registry that is down (stall and retry) from an answer about a schema id (a dead
  * letter), and that is only reliable where we see the transport's error codes and the HTTP status.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
-import { StreamscoreError, describeError } from '../errors.js';
+import {
+  SECURITY_CODES,
+  StreamscoreError,
+  TLS_HOSTNAME_CODE,
+  TLS_UNTRUSTED_REASONS,
+  describeError,
+} from '../errors.js';
 
 export interface RegistryOptions {
   url: string;
   username?: string | undefined;
   password?: string | undefined;
+  /** Sent as `Authorization: Bearer <token>` (instead of basic auth). */
+  bearerToken?: string | undefined;
+  /** PEM files for https: the CAs to trust, and a client certificate and key for mutual TLS. */
+  caFile?: string | undefined;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
   /** Per request, milliseconds. */
   timeoutMs?: number | undefined;
 }
@@ -43,17 +56,6 @@ const TRANSIENT_CODES = new Set([
   'ENETDOWN',
 ]);
 
-/** TLS verification failures: a certificate check failed, which a retry will not change. */
-const TLS_CODES: Record<string, string> = {
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is not signed by a trusted CA',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the issuer of its certificate is not trusted',
-  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate chain ends in an untrusted self-signed CA',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted',
-  CERT_HAS_EXPIRED: 'its certificate has expired',
-  CERT_NOT_YET_VALID: 'its certificate is not valid yet',
-  ERR_TLS_CERT_ALTNAME_INVALID: 'its certificate does not name this host',
-};
-
 /**
  * One registry, reached with basic auth when a user is given (in the settings, or as user:password
  * in the URL, which is then taken out of the URL). `display` is the URL without credentials: the
@@ -64,6 +66,7 @@ export class RegistryClient {
   readonly #base: URL;
   readonly #authorization: string | undefined;
   readonly #timeoutMs: number;
+  readonly #tls: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 
   constructor(options: RegistryOptions) {
     let url: URL;
@@ -92,8 +95,30 @@ export class RegistryClient {
     url.pathname = url.pathname.replace(/\/+$/, '');
     this.#base = url;
     this.display = url.toString();
+    const bearer = options.bearerToken ?? '';
     this.#authorization =
-      username === '' ? undefined : `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+      bearer !== ''
+        ? `Bearer ${bearer}`
+        : username === ''
+          ? undefined
+          : `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    this.#tls = {};
+    const files = [
+      ['ca', options.caFile, 'SCHEMA_REGISTRY_SSL_CA_FILE'],
+      ['cert', options.certFile, 'SCHEMA_REGISTRY_SSL_CERT_FILE'],
+      ['key', options.keyFile, 'SCHEMA_REGISTRY_SSL_KEY_FILE'],
+    ] as const;
+    for (const [field, path, env] of files) {
+      if (path === undefined || path === '') continue;
+      try {
+        this.#tls[field] = readFileSync(path);
+      } catch (error) {
+        throw new StreamscoreError('CONFIG_INVALID', `${env}: cannot read ${path}: ${describeError(error)}`, {
+          cause: error,
+          context: { path },
+        });
+      }
+    }
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
@@ -115,7 +140,8 @@ export class RegistryClient {
     const where = `${method} ${this.display}${path}`;
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<RegistryAnswer>((resolve, reject) => {
-      const outgoing = send(url, { method, headers, timeout: this.#timeoutMs }, (response) => {
+      const options = { method, headers, timeout: this.#timeoutMs, ...this.#tls };
+      const outgoing = send(url, options, (response) => {
         readAnswer(response).then(resolve, (error: unknown) => reject(unreachable(where, error)));
       });
       outgoing.on('timeout', () => {
@@ -133,15 +159,23 @@ export class RegistryClient {
     const { status } = answer;
     const detail = registryMessage(answer.body);
     const retriable = status >= 500 || status === 408 || status === 429;
-    const meaning =
-      status === 401 || status === 403
-        ? 'the registry refused the credentials (SCHEMA_REGISTRY_USERNAME / _PASSWORD)'
-        : `the registry answered ${status}`;
+    const refused = status === 401 || status === 403;
+    const meaning = refused
+      ? `the registry refused the credentials with ${status} (${this.#credentials()})`
+      : `the registry answered ${status}`;
     return new StreamscoreError(
-      'REGISTRY_UNAVAILABLE',
+      refused ? 'REGISTRY_UNAUTHORIZED' : 'REGISTRY_UNAVAILABLE',
       `${what} at ${this.display}: ${meaning}${detail === undefined ? '' : ` (${detail})`}`,
       { retriable, context: { status } },
     );
+  }
+
+  /** Which credentials were sent, by setting name, never their values. */
+  #credentials(): string {
+    if (this.#authorization === undefined) return 'none were sent: set SCHEMA_REGISTRY_USERNAME / _PASSWORD';
+    return this.#authorization.startsWith('Bearer ')
+      ? 'SCHEMA_REGISTRY_BEARER_TOKEN'
+      : 'SCHEMA_REGISTRY_USERNAME / _PASSWORD';
   }
 }
 
@@ -170,12 +204,20 @@ async function readAnswer(response: IncomingMessage): Promise<RegistryAnswer> {
 function unreachable(where: string, error: unknown): StreamscoreError {
   const code =
     typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : '';
-  const tls = TLS_CODES[code];
-  if (tls !== undefined) {
-    return new StreamscoreError('REGISTRY_UNAVAILABLE', `${where}: TLS failed: ${tls} (${code})`, {
-      cause: error,
-      context: { code },
-    });
+  if (code === TLS_HOSTNAME_CODE) {
+    return new StreamscoreError(
+      'TLS_HOSTNAME_MISMATCH',
+      `${where}: TLS failed: the registry's certificate does not name this host: ${describeError(error)} (${code})`,
+      { cause: error, context: { check: code } },
+    );
+  }
+  const untrusted = TLS_UNTRUSTED_REASONS[code];
+  if (untrusted !== undefined) {
+    return new StreamscoreError(
+      'TLS_UNTRUSTED',
+      `${where}: TLS failed: the registry's certificate is not trusted: ${untrusted} (${code}); set SCHEMA_REGISTRY_SSL_CA_FILE to the CA that signed it`,
+      { cause: error, context: { check: code } },
+    );
   }
   return new StreamscoreError(
     'REGISTRY_UNAVAILABLE',
@@ -233,7 +275,8 @@ export async function registerValueSchema(
     });
   } catch (error) {
     if (error instanceof StreamscoreError) {
-      throw new StreamscoreError('REGISTRY_UNAVAILABLE', `${what}: ${error.message}`, {
+      const code = SECURITY_CODES.has(error.code) ? error.code : 'REGISTRY_UNAVAILABLE';
+      throw new StreamscoreError(code, `${what}: ${error.message}`, {
         cause: error,
         retriable: error.retriable,
         context: { topic },

@@ -331,7 +331,7 @@ async function metricsServer(
     logger.warn({ port: config.metricsPort }, `${error.message}; using any free port instead`);
     server = await start(0);
   }
-  logger.info({ port: server.port }, `metrics on http://${config.metricsHost}:${server.port}/metrics`);
+  logger.info({ port: server.port, address: server.address }, `metrics on http://${server.address}/metrics`);
   return { close: () => server.close(), probes };
 }
 

@@ -52,5 +52,9 @@ export function registryClient(config: Config): RegistryClient {
     url: config.schemaRegistryUrl,
     username: config.schemaRegistryUsername,
     password: config.schemaRegistryPassword,
+    bearerToken: config.schemaRegistryBearerToken,
+    caFile: config.schemaRegistrySslCaFile,
+    certFile: config.schemaRegistrySslCertFile,
+    keyFile: config.schemaRegistrySslKeyFile,
   });
 }

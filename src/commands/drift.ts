@@ -49,7 +49,10 @@ export async function drift(config: Config): Promise<number> {
       { healthy: () => pipeline?.healthy() ?? true, ready: () => pipeline?.ready() ?? false },
       { port: config.driftMetricsPort, host: config.metricsHost, logger },
     );
-    logger.info({ port: telemetry.port }, `drift metrics on http://127.0.0.1:${telemetry.port}/metrics`);
+    logger.info(
+      { port: telemetry.port, address: telemetry.address },
+      `drift metrics on http://${telemetry.address}/metrics`,
+    );
     if (shutdown.isRequested) return 0;
 
     const topics = [config.requestsTopic, config.predictionsTopic, config.shadowTopic, config.driftTopic];

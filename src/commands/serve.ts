@@ -60,7 +60,10 @@ export async function serve(config: Config): Promise<number> {
       { healthy: () => pipeline?.healthy() ?? true, ready: () => pipeline?.ready() ?? false },
       { port: config.metricsPort, host: config.metricsHost, logger },
     );
-    logger.info({ port: telemetry.port }, `metrics on http://127.0.0.1:${telemetry.port}/metrics`);
+    logger.info(
+      { port: telemetry.port, address: telemetry.address },
+      `metrics on http://${telemetry.address}/metrics (also /healthz, /readyz)`,
+    );
     if (shutdown.isRequested) return 0;
 
     const topics = [

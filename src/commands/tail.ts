@@ -3,8 +3,8 @@ import { RecordDecoder } from '../codec/records.js';
 import { RegistrySchemas } from '../codec/schemas.js';
 import { registryClient } from './connect.js';
 import type { Config } from '../config/options.js';
-import { describeError } from '../errors.js';
-import { createKafka } from '../kafka/client.js';
+import { SECURITY_CODES, describeError, isStreamscoreError } from '../errors.js';
+import { createKafka, securityFailure, unlessRefused } from '../kafka/client.js';
 import { createLogger } from '../telemetry/logger.js';
 
 export interface TailOptions {
@@ -23,8 +23,11 @@ export async function tail(config: Config, options: TailOptions): Promise<number
   const kafka = createKafka(config, logger);
   const records = new RecordDecoder(new RegistrySchemas(registryClient(config)), config.maxValueBytes);
   const consumer = kafka.consumer({ groupId: `streamscore-tail-${randomUUID()}`, maxWaitTimeInMs: 250 });
-  await consumer.connect();
+  await unlessRefused(kafka, consumer.connect()).catch((error: unknown) => {
+    throw securityFailure(error, config) ?? error;
+  });
   let printed = 0;
+  let refused = false;
   try {
     await consumer.subscribe({ topic: options.topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
@@ -33,15 +36,20 @@ export async function tail(config: Config, options: TailOptions): Promise<number
         .run({
           autoCommit: false,
           eachMessage: async ({ partition, message }) => {
-            if (printed >= options.count) return;
+            if (printed >= options.count || refused) return;
             const headers: Record<string, string> = {};
             for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
             let value: unknown = null;
             if (message.value !== null) {
-              const decoded = await records.decode(message.value).catch((error: unknown) => ({
-                ok: false as const,
-                message: describeError(error),
-              }));
+              const decoded = await records.decode(message.value).catch((error: unknown) => {
+                // Refused credentials or trust would refuse every record alike: stop and say so.
+                if (isStreamscoreError(error) && SECURITY_CODES.has(error.code)) {
+                  refused = true;
+                  reject(error);
+                }
+                return { ok: false as const, message: describeError(error) };
+              });
+              if (refused) return;
               value = decoded.ok
                 ? decoded.record
                 : { undecodable: decoded.message, base64: message.value.toString('base64') };

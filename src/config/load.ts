@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { StreamscoreError } from '../errors.js';
 import { OPTIONS, flagName, type Config, type OptionName, type OptionSpec } from './options.js';
 
@@ -61,11 +61,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     }
   }
 
-  if (config.kafkaSaslMechanism !== 'none' && config.kafkaSaslUsername === '') {
-    problems.push(
-      `KAFKA_SASL_USERNAME: required when KAFKA_SASL_MECHANISM is ${String(config.kafkaSaslMechanism)}`,
-    );
-  }
+  readSecretFiles(config, raw, problems);
+  checkSecurity(config, problems);
   if (problems.length > 0) {
     throw new StreamscoreError(
       'CONFIG_INVALID',
@@ -145,4 +142,87 @@ function parseValue(spec: OptionSpec, value: unknown): Parsed {
       return Object.freeze(trimmed);
     }
   }
+}
+
+/**
+ * Paths named by `file` settings must be readable now, and each `secretFile` setting's contents
+ * become its secret's value. A secret given both ways is a problem: which one wins would be a guess.
+ */
+function readSecretFiles(
+  config: Record<string, unknown>,
+  raw: Map<OptionName, { value: unknown; from: string }>,
+  problems: string[],
+): void {
+  for (const name of OPTION_NAMES) {
+    const spec: OptionSpec = OPTIONS[name];
+    const path = config[name];
+    if (typeof path !== 'string' || path === '') continue;
+    if (spec.file === true) {
+      try {
+        accessSync(path, constants.R_OK);
+      } catch (error) {
+        problems.push(`${raw.get(name)?.from ?? spec.env}: cannot read ${path}: ${reason(error)}`);
+      }
+    }
+    if (spec.secretFile === undefined) continue;
+    const target = spec.secretFile as OptionName;
+    const direct = raw.get(target);
+    if (direct !== undefined) {
+      problems.push(
+        `${raw.get(name)?.from ?? spec.env} and ${direct.from}: give the secret one way, not both`,
+      );
+      continue;
+    }
+    try {
+      config[target] = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      problems.push(`${raw.get(name)?.from ?? spec.env}: cannot read ${path}: ${reason(error)}`);
+    }
+  }
+}
+
+function reason(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : (error as Error).message;
+}
+
+function checkSecurity(config: Record<string, unknown>, problems: string[]): void {
+  const mechanism = String(config.kafkaSaslMechanism);
+  if (mechanism !== 'none' && config.kafkaSaslUsername === '') {
+    problems.push(`KAFKA_SASL_USERNAME: required when KAFKA_SASL_MECHANISM is ${mechanism}`);
+  }
+  if (mechanism === 'plain' && config.kafkaSsl !== true && config.kafkaSaslPlainWithoutTls !== true) {
+    problems.push(
+      'KAFKA_SASL_MECHANISM: plain without KAFKA_SSL sends the password in clear text; turn on KAFKA_SSL, or set KAFKA_SASL_PLAIN_WITHOUT_TLS=true to accept that',
+    );
+  }
+  for (const name of [
+    'kafkaSslCaFile',
+    'kafkaSslCertFile',
+    'kafkaSslKeyFile',
+    'kafkaSslServername',
+  ] as const) {
+    if (config[name] !== '' && config.kafkaSsl !== true) {
+      problems.push(`${OPTIONS[name].env}: has no effect without KAFKA_SSL=true`);
+    }
+  }
+  const pairs = [
+    ['kafkaSslCertFile', 'kafkaSslKeyFile'],
+    ['schemaRegistrySslCertFile', 'schemaRegistrySslKeyFile'],
+  ] as const;
+  for (const [cert, key] of pairs) {
+    if ((config[cert] === '') !== (config[key] === '')) {
+      problems.push(`${OPTIONS[cert].env} and ${OPTIONS[key].env}: a client certificate needs both`);
+    }
+  }
+  if (config.schemaRegistryBearerToken !== '' && config.schemaRegistryUsername !== '') {
+    problems.push(
+      'SCHEMA_REGISTRY_BEARER_TOKEN and SCHEMA_REGISTRY_USERNAME: the registry takes one kind of credentials, not both',
+    );
+  }
+}
+
+/** The secret settings given on this command line: their values are visible to other users (ps). */
+export function secretFlags(flags: Partial<Record<OptionName, string>>): OptionName[] {
+  return (Object.keys(flags) as OptionName[]).filter((name) => (OPTIONS[name] as OptionSpec).secret === true);
 }

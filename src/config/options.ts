@@ -14,6 +14,10 @@ export interface OptionSpec {
   min?: number;
   max?: number;
   secret?: boolean;
+  /** A file whose contents are the value of this secret (the Kubernetes-secret convention). */
+  secretFile?: string;
+  /** A path that must name a readable file when given (checked at start-up). */
+  file?: boolean;
   description: string;
 }
 
@@ -35,7 +39,50 @@ export const OPTIONS = {
     kind: 'boolean',
     env: 'KAFKA_SSL',
     default: false,
-    description: 'Connect to the brokers over TLS.',
+    description: "Connect to the brokers over TLS (verified against the system's CAs, or KAFKA_SSL_CA_FILE).",
+  },
+  kafkaSslCaFile: {
+    kind: 'string',
+    env: 'KAFKA_SSL_CA_FILE',
+    default: '',
+    file: true,
+    description:
+      "PEM file of the CA certificates that sign the brokers' certificates (replaces the system's CAs).",
+  },
+  kafkaSslCertFile: {
+    kind: 'string',
+    env: 'KAFKA_SSL_CERT_FILE',
+    default: '',
+    file: true,
+    description: 'PEM client certificate (chain) for mutual TLS; needs KAFKA_SSL_KEY_FILE.',
+  },
+  kafkaSslKeyFile: {
+    kind: 'string',
+    env: 'KAFKA_SSL_KEY_FILE',
+    default: '',
+    file: true,
+    description: 'PEM private key of the client certificate.',
+  },
+  kafkaSslKeyPassword: {
+    kind: 'string',
+    env: 'KAFKA_SSL_KEY_PASSWORD',
+    default: '',
+    secret: true,
+    description: 'Passphrase of an encrypted KAFKA_SSL_KEY_FILE.',
+  },
+  kafkaSslKeyPasswordFile: {
+    kind: 'string',
+    env: 'KAFKA_SSL_KEY_PASSWORD_FILE',
+    default: '',
+    secretFile: 'kafkaSslKeyPassword',
+    description: 'File holding KAFKA_SSL_KEY_PASSWORD.',
+  },
+  kafkaSslServername: {
+    kind: 'string',
+    env: 'KAFKA_SSL_SERVERNAME',
+    default: '',
+    description:
+      "Host name the brokers' certificates must name (and sent as SNI), when it differs from the address connected to.",
   },
   kafkaSaslMechanism: {
     kind: 'string',
@@ -43,6 +90,13 @@ export const OPTIONS = {
     default: 'none',
     choices: ['none', 'plain', 'scram-sha-256', 'scram-sha-512'],
     description: 'SASL mechanism; none disables SASL.',
+  },
+  kafkaSaslPlainWithoutTls: {
+    kind: 'boolean',
+    env: 'KAFKA_SASL_PLAIN_WITHOUT_TLS',
+    default: false,
+    description:
+      'Allow SASL PLAIN without KAFKA_SSL, which sends the password in clear text; refused unless true.',
   },
   kafkaSaslUsername: {
     kind: 'string',
@@ -56,6 +110,13 @@ export const OPTIONS = {
     default: '',
     secret: true,
     description: 'SASL password.',
+  },
+  kafkaSaslPasswordFile: {
+    kind: 'string',
+    env: 'KAFKA_SASL_PASSWORD_FILE',
+    default: '',
+    secretFile: 'kafkaSaslPassword',
+    description: 'File holding KAFKA_SASL_PASSWORD (a trailing newline is ignored).',
   },
   kafkaConnectTimeoutMs: {
     kind: 'integer',
@@ -82,6 +143,49 @@ export const OPTIONS = {
     default: '',
     secret: true,
     description: 'Basic-auth password for the registry.',
+  },
+  schemaRegistryPasswordFile: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_PASSWORD_FILE',
+    default: '',
+    secretFile: 'schemaRegistryPassword',
+    description: 'File holding SCHEMA_REGISTRY_PASSWORD.',
+  },
+  schemaRegistryBearerToken: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_BEARER_TOKEN',
+    default: '',
+    secret: true,
+    description: 'Bearer token sent to the registry (instead of basic auth).',
+  },
+  schemaRegistryBearerTokenFile: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_BEARER_TOKEN_FILE',
+    default: '',
+    secretFile: 'schemaRegistryBearerToken',
+    description: 'File holding SCHEMA_REGISTRY_BEARER_TOKEN.',
+  },
+  schemaRegistrySslCaFile: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_SSL_CA_FILE',
+    default: '',
+    file: true,
+    description: "PEM file of the CA certificates that sign an https registry's certificate.",
+  },
+  schemaRegistrySslCertFile: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_SSL_CERT_FILE',
+    default: '',
+    file: true,
+    description:
+      'PEM client certificate for mutual TLS with the registry; needs SCHEMA_REGISTRY_SSL_KEY_FILE.',
+  },
+  schemaRegistrySslKeyFile: {
+    kind: 'string',
+    env: 'SCHEMA_REGISTRY_SSL_KEY_FILE',
+    default: '',
+    file: true,
+    description: 'PEM private key (unencrypted) of the registry client certificate.',
   },
   requestsTopic: {
     kind: 'string',

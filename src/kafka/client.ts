@@ -7,8 +7,11 @@ import kafkajs, {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import { connect as netConnect, isIP } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Config } from '../config/options.js';
-import { StreamscoreError, describeError } from '../errors.js';
+import { StreamscoreError, TLS_HOSTNAME_CODE, TLS_UNTRUSTED_REASONS, describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { kafkaLogCreator, type ConnectionTrouble } from './client-log.js';
 
@@ -16,6 +19,11 @@ const KAFKA_SETTING_KEYS = [
   'kafkaBrokers',
   'kafkaClientId',
   'kafkaSsl',
+  'kafkaSslCaFile',
+  'kafkaSslCertFile',
+  'kafkaSslKeyFile',
+  'kafkaSslKeyPassword',
+  'kafkaSslServername',
   'kafkaSaslMechanism',
   'kafkaSaslUsername',
   'kafkaSaslPassword',
@@ -30,6 +38,43 @@ export function kafkaSettings(config: KafkaSettings): KafkaSettings {
 }
 
 const troubles = new WeakMap<Kafka, ConnectionTrouble>();
+
+/**
+ * Certificate checks that failed on a client's sockets. kafkajs counts every socket error as a
+ * connection error worth retrying, which for a certificate only delays the same refusal; start-up
+ * waits race this instead, and give up at the first one.
+ */
+interface TlsRefusals {
+  first: Error | undefined;
+  listeners: Set<(error: Error) => void>;
+}
+const refusals = new WeakMap<Kafka, TlsRefusals>();
+
+function isCertificateFailure(code: unknown): boolean {
+  return typeof code === 'string' && (code === TLS_HOSTNAME_CODE || code in TLS_UNTRUSTED_REASONS);
+}
+
+/**
+ * `work`, or the first certificate failure seen on the client's sockets while it runs, whichever
+ * comes first (the failure as kafkajs would report it, with the socket error's code).
+ */
+export async function unlessRefused<T>(kafka: Kafka, work: Promise<T>): Promise<T> {
+  const seen = refusals.get(kafka);
+  if (seen === undefined) return work;
+  let listener: ((error: Error) => void) | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        listener = reject;
+        if (seen.first !== undefined) reject(seen.first);
+        seen.listeners.add(reject);
+      }),
+    ]);
+  } finally {
+    if (listener !== undefined) seen.listeners.delete(listener);
+  }
+}
 
 /**
  * A kafkajs client with streamscore's logging (client-log.ts) and short waits between retries: a
@@ -57,10 +102,31 @@ export function createKafka(
     } as SASLOptions;
   }
   const trouble: ConnectionTrouble = { last: undefined };
+  const refused: TlsRefusals = { first: undefined, listeners: new Set() };
   const kafka = new Kafka({
+    // kafkajs's own socket factory, plus a note of certificate failures (see unlessRefused).
+    socketFactory: ({ host, port, ssl, onConnect }) => {
+      const tls = ssl as ConnectionOptions | false | undefined;
+      const socket = tls
+        ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), ...tls }, onConnect)
+        : netConnect({ host, port }, onConnect);
+      socket.setKeepAlive(true, 60_000); // one minute, as kafkajs does
+      if (tls) {
+        socket.on('error', (error: NodeJS.ErrnoException) => {
+          if (!isCertificateFailure(error.code)) return;
+          const failure = Object.assign(new Error(`Connection error: ${error.message}`), {
+            code: error.code,
+            cause: error,
+          });
+          refused.first ??= failure;
+          for (const listener of refused.listeners) listener(failure);
+        });
+      }
+      return socket;
+    },
     clientId: settings.kafkaClientId,
     brokers: [...settings.kafkaBrokers],
-    ssl: settings.kafkaSsl,
+    ssl: tlsOptions(settings),
     ...(sasl ? { sasl } : {}),
     connectionTimeout: Math.min(settings.kafkaConnectTimeoutMs, 10_000),
     retry: {
@@ -72,7 +138,72 @@ export function createKafka(
     logCreator: kafkaLogCreator(logger, trouble),
   });
   troubles.set(kafka, trouble);
+  refusals.set(kafka, refused);
   return kafka;
+}
+
+/** Node TLS options from the settings; false for plaintext. Certificates are always verified. */
+export function tlsOptions(settings: KafkaSettings): ConnectionOptions | false {
+  if (!settings.kafkaSsl) return false;
+  const read = (path: string, env: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new StreamscoreError('CONFIG_INVALID', `${env}: cannot read ${path}: ${describeError(error)}`, {
+        cause: error,
+        context: { path },
+      });
+    }
+  };
+  const options: ConnectionOptions = { rejectUnauthorized: true };
+  if (settings.kafkaSslCaFile !== '') options.ca = read(settings.kafkaSslCaFile, 'KAFKA_SSL_CA_FILE');
+  if (settings.kafkaSslCertFile !== '') {
+    options.cert = read(settings.kafkaSslCertFile, 'KAFKA_SSL_CERT_FILE');
+    options.key = read(settings.kafkaSslKeyFile, 'KAFKA_SSL_KEY_FILE');
+    if (settings.kafkaSslKeyPassword !== '') options.passphrase = settings.kafkaSslKeyPassword;
+  }
+  if (settings.kafkaSslServername !== '') options.servername = settings.kafkaSslServername;
+  return options;
+}
+
+/**
+ * A failure of credentials or trust, told apart from a cluster that is away: the SASL mechanism
+ * refused, or the check of the brokers' certificate that failed. Undefined for anything else.
+ */
+export function securityFailure(error: unknown, settings: KafkaSettings): StreamscoreError | undefined {
+  const where = `Kafka at ${settings.kafkaBrokers.join(',')}`;
+  for (
+    let inner: unknown = error, depth = 0;
+    inner !== undefined && inner !== null && depth < 6;
+    depth += 1
+  ) {
+    const { name, code } = inner as { name?: unknown; code?: unknown };
+    if (name === 'KafkaJSSASLAuthenticationError') {
+      return new StreamscoreError(
+        'KAFKA_AUTH_FAILED',
+        `${where} refused SASL ${settings.kafkaSaslMechanism.toUpperCase()} authentication for user ${JSON.stringify(settings.kafkaSaslUsername)}: ${describeError(inner)} (check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM)`,
+        { cause: error, context: { mechanism: settings.kafkaSaslMechanism } },
+      );
+    }
+    if (code === TLS_HOSTNAME_CODE) {
+      return new StreamscoreError(
+        'TLS_HOSTNAME_MISMATCH',
+        `${where}: the broker's certificate does not name the host connected to: ${describeError(inner)} (${code}); connect by a name on the certificate, or set KAFKA_SSL_SERVERNAME to one`,
+        { cause: error, context: { check: code } },
+      );
+    }
+    const untrusted = typeof code === 'string' ? TLS_UNTRUSTED_REASONS[code] : undefined;
+    if (untrusted !== undefined && typeof code === 'string') {
+      return new StreamscoreError(
+        'TLS_UNTRUSTED',
+        `${where}: the broker's certificate is not trusted: ${untrusted} (${code}); set KAFKA_SSL_CA_FILE to the CA that signed it`,
+        { cause: error, context: { check: code } },
+      );
+    }
+    const next = inner as { originalError?: unknown; cause?: unknown };
+    inner = next.originalError ?? next.cause;
+  }
+  return undefined;
 }
 
 /** The last connection failure kafkajs logged for this client, if any. */
@@ -99,10 +230,13 @@ export async function connectAdmin(kafka: Kafka, settings: KafkaSettings): Promi
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      (async () => {
-        await admin.connect();
-        await admin.describeCluster();
-      })(),
+      unlessRefused(
+        kafka,
+        (async () => {
+          await admin.connect();
+          await admin.describeCluster();
+        })(),
+      ),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline);
       }),
@@ -110,6 +244,8 @@ export async function connectAdmin(kafka: Kafka, settings: KafkaSettings): Promi
     return admin;
   } catch (error) {
     await admin.disconnect().catch(() => undefined);
+    const refused = securityFailure(error, settings);
+    if (refused !== undefined) throw refused;
     const trouble = lastConnectionTrouble(kafka);
     const why = describeKafkaError(error);
     throw new StreamscoreError(

@@ -1,4 +1,4 @@
-import { isStreamscoreError } from '../errors.js';
+import { SECURITY_CODES, isStreamscoreError } from '../errors.js';
 
 /** What a record waiting on the registry needs from whoever consumes it. */
 export interface Waiting {
@@ -34,6 +34,7 @@ export async function untilRegistryAnswers<T>(
     try {
       return { outcome: 'answered', value: await attempt() };
     } catch (error) {
+      if (isStreamscoreError(error) && SECURITY_CODES.has(error.code)) return { outcome: 'refused', error };
       if (!isStreamscoreError(error) || error.code !== 'REGISTRY_UNAVAILABLE') throw error;
       if (!error.retriable) return { outcome: 'refused', error };
       stalled(error);

@@ -13,6 +13,8 @@ export interface Probes {
 
 export interface TelemetryServer {
   readonly port: number;
+  /** The address really bound, host and port (IPv6 in brackets), e.g. `0.0.0.0:9464`. */
+  readonly address: string;
   close(): Promise<void>;
 }
 
@@ -69,9 +71,11 @@ export async function startTelemetryServer(
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const bound = server.address() as AddressInfo;
+  const port = bound.port;
   return {
     port,
+    address: `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

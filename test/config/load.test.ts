@@ -58,7 +58,7 @@ describe('loadConfig', () => {
             STREAMSCORE_BATCH_MAX_ROWS: 'many',
             STREAMSCORE_EXECUTION_PROVIDER: 'tpu',
             STREAMSCORE_TYPO: '1',
-            KAFKA_SASL_MECHANISM: 'plain',
+            KAFKA_SASL_MECHANISM: 'scram-sha-256',
             KAFKA_SASL_PASSWORD: 'hunter2',
           },
           flags: { batchLingerMs: '-1', metricsPort: '1.5' },
