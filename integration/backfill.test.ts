@@ -232,7 +232,9 @@ describe('backfill', () => {
 
   it('shares the partitions of one job between two processes, and scores every event', async () => {
     const { topics, output } = await setup('bf-pair', 4);
-    const events = fraudEvents(40_000, { seed: 5, runId: 'pair' });
+    // Enough work that neither process can finish it in the ~2 s (a heartbeat) a rebalance may
+    // take to reach the first one: at 20-25k events/s a process alone needs about 5 s.
+    const events = fraudEvents(120_000, { seed: 5, runId: 'pair' });
     await produceEvents(topics.requests, events);
     const job = uniqueName('bf-pair');
     const args = ['--from', 'beginning', '--version', '1', '--output', output, '--job', job];
@@ -249,7 +251,7 @@ describe('backfill', () => {
         `each process held part of the partitions at some point: ${JSON.stringify(held)}`,
       );
     }
-    const all = await predictions(output, 40_000);
+    const all = await predictions(output, 120_000);
     const ids = new Set(all.map((p) => p.request_id));
     assert.equal(events.filter((e) => !ids.has(e.request_id)).length, 0, 'every event scored');
   });
