@@ -6,7 +6,8 @@
  *     accuracy delta on the variant check's reference rows.
  *   - cache: serve's drain of heavy/1 with the prediction cache off and on, with 0%, 30% and 90%
  *     of the events repeating an earlier event's features.
- * Each drain's CPU per event gives the cost of a million predictions at BENCH_CORE_HOUR_PRICE.
+ * fraud's drain is measured too, for the cost of a prediction of each model. Each drain's CPU per
+ * event gives the cost of a million predictions at BENCH_CORE_HOUR_PRICE (default 0.04).
  * Writes bench/results/cost.json and prints the tables.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -80,13 +81,20 @@ async function main(): Promise<void> {
         (topics) => startServe(infrastructure, topics, workload, SETTINGS, undefined, env),
         300_000,
       );
-    say(`serve drains, fp32 and int8 alternated (${EVENTS} events, best of ${REPEATS})`);
+    say(`serve drains, fp32 and int8 alternated, then fraud (${EVENTS} events, best of ${REPEATS})`);
     const precision: Record<string, DrainResult[]> = { '1': [], '2': [] };
     for (let i = 0; i < REPEATS; i += 1) {
       for (const workload of [fp32, int8])
         precision[workload.version]!.push(await run(`heavy${workload.version}-drain`, workload));
     }
-    const drains = { fp32: summarise(precision['1']!), int8: summarise(precision['2']!) };
+    const fraud = await loadWorkload('fraud');
+    const fraudRuns: DrainResult[] = [];
+    for (let i = 0; i < REPEATS; i += 1) fraudRuns.push(await run(`fraud${fraud.version}-drain`, fraud));
+    const drains = {
+      fp32: summarise(precision['1']!),
+      int8: summarise(precision['2']!),
+      fraud: summarise(fraudRuns),
+    };
     say(`  fp32 ${drains.fp32.events_per_s}/s, int8 ${drains.int8.events_per_s}/s`);
 
     say('serve drains with the prediction cache off and on, by share of repeated rows');
@@ -124,6 +132,7 @@ async function main(): Promise<void> {
       '| --- | --- | --- | --- | --- |',
       `| 1 (fp32) | ${ceilings['1']!.rows_per_s.toLocaleString('en-US')} | ${fmt(drains.fp32)} |`,
       `| 2 (int8) | ${ceilings['2']!.rows_per_s.toLocaleString('en-US')} | ${fmt(drains.int8)} |`,
+      `| fraud/${fraud.version} (fp32) | - | ${fmt(drains.fraud)} |`,
       '',
       `int8 against fp32 on ${accuracy?.rows ?? '-'} reference rows: max |diff| ${accuracy?.maxScoreDiff.toFixed(4) ?? '-'}, decision agreement ${accuracy?.agreement.toFixed(4) ?? '-'}`,
       '',
