@@ -63,6 +63,47 @@ say "metrics: http://127.0.0.1:${METRICS_PORT}/metrics"
 curl -s "http://127.0.0.1:${METRICS_PORT}/metrics" |
   grep -E '^streamscore_(events_consumed_total|predictions_published_total|dead_letters_total|batch_rows_(sum|count)|end_to_end_seconds_(sum|count))' || true
 
+# The int8 copy of the heavy model as a shadow of its float32 source, judged on live traffic by the
+# drift monitor: a second serve (heavy/1 serving, heavy/2 shadowing) and a drift monitor on topics
+# of their own, stopped again once the first report is out. QUICKSTART_INT8=0 skips this part.
+if [[ "${QUICKSTART_INT8:-1}" != "0" ]]; then
+  say "int8 as a shadow: heavy/1 serves, heavy/2 (its int8 copy) scores the same events; the drift monitor compares them"
+  HEAVY=(
+    STREAMSCORE_MODEL=heavy STREAMSCORE_MODEL_VERSION=1 STREAMSCORE_SHADOW_VERSIONS=2
+    STREAMSCORE_REQUESTS_TOPIC=streamscore.heavy.requests STREAMSCORE_PREDICTIONS_TOPIC=streamscore.heavy.predictions
+    STREAMSCORE_SHADOW_TOPIC=streamscore.heavy.predictions.shadow STREAMSCORE_DLQ_TOPIC=streamscore.heavy.dlq
+    STREAMSCORE_GROUP_ID=streamscore-heavy STREAMSCORE_DRIFT_TOPIC=streamscore.heavy.drift
+    STREAMSCORE_DRIFT_GROUP_ID=streamscore-heavy-drift STREAMSCORE_DRIFT_WINDOW_EVENTS=2000
+    STREAMSCORE_METRICS_PORT=0 STREAMSCORE_DRIFT_METRICS_PORT=0
+  )
+  env "${HEAVY[@]}" "${CLI[@]}" serve >"${STATE}/heavy-serve.log" 2>&1 &
+  HEAVY_SERVE=$!
+  env "${HEAVY[@]}" "${CLI[@]}" drift >"${STATE}/heavy-drift.log" 2>&1 &
+  HEAVY_DRIFT=$!
+  for _ in $(seq 1 120); do
+    grep -q 'joined consumer group' "${STATE}/heavy-serve.log" 2>/dev/null &&
+      grep -q 'joined' "${STATE}/heavy-drift.log" 2>/dev/null && break
+    sleep 0.5
+  done
+  env "${HEAVY[@]}" "${CLI[@]}" produce --count 4000 --rate 2000 >/dev/null
+  # The first window of heavy/1 closes at 2,000 outputs; the monitor then serves the comparison.
+  DRIFT_PORT="$(grep -o '"port":[0-9]*' "${STATE}/heavy-drift.log" | head -1 | cut -d: -f2)"
+  AGREEMENT=""
+  for _ in $(seq 1 120); do
+    AGREEMENT="$(curl -s "http://127.0.0.1:${DRIFT_PORT}/metrics" | grep -E '^streamscore_drift_shadow_(agreement_ratio|mean_abs_diff|correlation)' || true)"
+    [[ -n "${AGREEMENT}" ]] && break
+    sleep 0.5
+  done
+  if [[ -n "${AGREEMENT}" ]]; then
+    echo "heavy/1 (fp32, served) against heavy/2 (int8, shadow), first window of 2,000 live events:"
+    echo "${AGREEMENT}"
+  else
+    echo "no drift window closed yet; see ${STATE}/heavy-drift.log"
+  fi
+  kill -TERM "${HEAVY_SERVE}" "${HEAVY_DRIFT}" 2>/dev/null || true
+  wait "${HEAVY_SERVE}" "${HEAVY_DRIFT}" 2>/dev/null || true
+fi
+
 cat <<TXT
 
 serve keeps running (pid $(cat "${PID_FILE}")). Try:
