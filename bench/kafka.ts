@@ -3,6 +3,7 @@
  * topic and group names and deletes them afterwards, so cases never read each other's records
  * and a shared broker is left as it was found.
  */
+import { quietKafkajsTimers } from '../src/kafka/client-log.js';
 import { randomBytes } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type Producer } from 'kafkajs';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
@@ -23,6 +24,7 @@ export interface BenchClients {
 export const PARTITIONS = 6;
 
 export function createClients(endpoints: Endpoints): BenchClients {
+  quietKafkajsTimers();
   const kafka = new Kafka({
     clientId: 'streamscore-bench',
     brokers: endpoints.brokers.split(','),

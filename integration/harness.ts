@@ -10,6 +10,7 @@ import { Kafka, Partitioners, logLevel, type Admin, type IHeaders, type Producer
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { FeatureEvent } from '../src/codec/requests.js';
 import { RegistryClient, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+import { quietKafkajsTimers } from '../src/kafka/client-log.js';
 import { EventGenerator, readFeatureSpecs } from '../src/produce/generator.js';
 
 export const BROKERS = process.env.KAFKA_BROKERS;
@@ -21,6 +22,7 @@ if (!BROKERS || !REGISTRY_URL) {
   );
 }
 
+quietKafkajsTimers();
 export const kafka = new Kafka({
   clientId: 'streamscore-tests',
   brokers: BROKERS.split(','),

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, secretFlags } from './config/load.js';
 import { OPTIONS, flagName, type Config, type OptionName, type OptionSpec } from './config/options.js';
+import { quietKafkajsTimers } from './kafka/client-log.js';
 import { ErrorCodes, SECURITY_CODES, StreamscoreError, isStreamscoreError } from './errors.js';
 
 interface CommandSpec {
@@ -377,20 +378,6 @@ function isEntryPoint(): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Process warnings as Node prints them, less one that means nothing to a user: kafkajs's request
- * queue arms its throttle check with a negative delay (Node 24 warns and waits 1 ms, which is what
- * kafkajs meant).
- */
-function quietKafkajsTimers(): void {
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => {
-    if (warning.name === 'TimeoutNegativeWarning' && warning.stack?.includes('requestQueue') === true) return;
-    if (process.env.NODE_NO_WARNINGS === '1' || process.execArgv.includes('--no-warnings')) return;
-    process.stderr.write(`(node:${process.pid}) ${warning.name}: ${warning.message}\n`);
-  });
 }
 
 if (isEntryPoint()) {

@@ -86,3 +86,21 @@ export function kafkaLogCreator(logger: Logger, trouble: ConnectionTrouble) {
       log[levelOf(level, message, rest)](rest, message);
     };
 }
+
+let quieted = false;
+
+/**
+ * Process warnings as Node prints them, less one that means nothing to a user: kafkajs's request
+ * queue arms its throttle check with a negative delay (Node 24 warns and waits 1 ms, which is what
+ * kafkajs meant). Once per process; anything that creates kafkajs clients may call it.
+ */
+export function quietKafkajsTimers(): void {
+  if (quieted) return;
+  quieted = true;
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    if (warning.name === 'TimeoutNegativeWarning' && warning.stack?.includes('requestQueue') === true) return;
+    if (process.env.NODE_NO_WARNINGS === '1' || process.execArgv.includes('--no-warnings')) return;
+    process.stderr.write(`(node:${process.pid}) ${warning.name}: ${warning.message}\n`);
+  });
+}

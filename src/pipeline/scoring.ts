@@ -274,7 +274,12 @@ export class ScoringStage {
       const hits = complete.length - scored.length;
       if (hits > 0) this.#metrics.cacheHits.inc({ model, version }, hits);
       if (scored.length > 0) this.#metrics.cacheMisses.inc({ model, version }, scored.length);
-      matrix = hits === 0 ? keyed : undefined;
+      if (hits === 0) matrix = keyed;
+      else {
+        // The rows left for the runtime, copied from the matrix already built.
+        matrix = new Float32Array(scored.length * names.length);
+        keys.forEach((key, i) => matrix!.set(key.row, i * names.length));
+      }
       if (scored.length === 0) return;
     }
     const started = performance.now();
