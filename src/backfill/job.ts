@@ -154,6 +154,8 @@ export class JobBounds implements ReplayBounds {
   readonly #ranges = new Map<number, PartitionRange>();
   #assigned = new Set<number>();
   readonly #finished = new Set<number>();
+  /** What start-up read, for the first join only (later joins read afresh). */
+  #initial: ReadonlyMap<number, CommittedOffset> | undefined;
   #settle!: () => void;
   /** Every partition assigned here is finished. */
   readonly settled = new Promise<void>((resolve) => (this.#settle = resolve));
@@ -162,10 +164,12 @@ export class JobBounds implements ReplayBounds {
     job: string,
     planned: ReadonlyMap<number, PartitionRange>,
     readCommitted: () => Promise<ReadonlyMap<number, CommittedOffset>>,
+    initial?: ReadonlyMap<number, CommittedOffset>,
   ) {
     this.job = job;
     this.#planned = planned;
     this.#readCommitted = readCommitted;
+    this.#initial = initial;
   }
 
   /** Partitions of this process that finished, and those it holds now. */
@@ -182,8 +186,25 @@ export class JobBounds implements ReplayBounds {
     this.#check();
   }
 
+  /**
+   * The first join is answered from what start-up read moments before: a commit made since by
+   * another process of the job can only be later, so the worst case is events scored twice.
+   */
+  resolveNow(partitions: readonly number[]): ReadonlyMap<number, ReplayPosition> | undefined {
+    const initial = this.#initial;
+    this.#initial = undefined;
+    return initial === undefined ? undefined : this.#positions(partitions, initial);
+  }
+
   async resolve(partitions: readonly number[]): Promise<ReadonlyMap<number, ReplayPosition>> {
-    const committed = await this.#readCommitted();
+    this.#initial = undefined;
+    return this.#positions(partitions, await this.#readCommitted());
+  }
+
+  #positions(
+    partitions: readonly number[],
+    committed: ReadonlyMap<number, CommittedOffset>,
+  ): ReadonlyMap<number, ReplayPosition> {
     const wanted = new Set(partitions);
     const positions = new Map<number, ReplayPosition>();
     for (const state of jobState(this.job, this.#planned, committed)) {

@@ -104,7 +104,8 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
     admin = await connectAdmin(createKafka(config, logger), config);
     const planned = await planRange(admin, options.topic, spec);
     const readCommitted = committedReader(admin, groupId, options.topic);
-    const before = totals(jobState(job, planned, await readCommitted()));
+    const committedAtStart = await readCommitted();
+    const before = totals(jobState(job, planned, committedAtStart));
     logger.info(
       {
         job,
@@ -132,10 +133,11 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
     if (connected === undefined) return 1;
     const started = performance.now();
     let outcome: 'mine' | 'complete' | 'stopped' = 'complete';
+    let failed = false;
     if (!before.complete) {
       const server = await metricsServer(config, logger, promRegistry);
       telemetry = server;
-      const bounds = new JobBounds(job, planned, readCommitted);
+      const bounds = new JobBounds(job, planned, readCommitted, committedAtStart);
       const schemaId = connected.schemaIds.get(options.output)!;
       const pipeline = new ServePipeline({
         settings: {
@@ -178,7 +180,10 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
       }
       await pipeline.stop();
       const fatal = await pipeline.done;
-      if (fatal !== undefined) outcome = 'stopped';
+      if (fatal !== undefined) {
+        outcome = 'stopped';
+        failed = true;
+      }
     }
     const after = totals(jobState(job, planned, await readCommitted()));
     const seconds = (performance.now() - started) / 1_000;
@@ -192,7 +197,9 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
       finishedPartitions: after.finishedPartitions,
       jobComplete: after.complete,
     };
-    if (outcome === 'stopped') {
+    // A signal that came as the job ended (say, while its last commit was on its way) stopped
+    // nothing: what counts is where the job stands.
+    if (outcome === 'stopped' && !(after.complete && !failed)) {
       logger.warn(
         summary,
         `backfill stopped before the end of its range; run it again with --job ${job} to continue`,

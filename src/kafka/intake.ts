@@ -70,6 +70,11 @@ export interface ReplayBounds {
    * is fetched. A rejection stops the intake (crashed, without restart).
    */
   resolve(partitions: readonly number[]): Promise<ReadonlyMap<number, ReplayPosition>>;
+  /**
+   * The same, at once, when the answer is already known (the first join, from what was read at
+   * start-up), so the partitions need not be held back at all; undefined to ask resolve().
+   */
+  resolveNow?(partitions: readonly number[]): ReadonlyMap<number, ReplayPosition> | undefined;
   /** Each join's assignment: the partitions of the topic this process reads now. */
   assigned(partitions: readonly number[]): void;
   /** Stored with every commit of the partition, so a later run finds the same range. */
@@ -219,31 +224,55 @@ export class KafkaIntake {
       .map((partition) => this.#ledger.lease(topic, partition))
       .filter((lease) => lease.range === undefined);
     if (fresh.length === 0) return;
-    this.#consumer.pause([{ topic, partitions: fresh.map((lease) => lease.partition) }]);
+    const freshPartitions = fresh.map((lease) => lease.partition);
+    const known = this.#bounds!.resolveNow?.(freshPartitions);
+    if (known !== undefined) {
+      // Positioned before the first fetch: nothing to hold back (kafkajs would otherwise sleep a
+      // whole fetch wait with every partition paused).
+      this.#applyPositions(fresh, known, false);
+      return;
+    }
+    this.#consumer.pause([{ topic, partitions: freshPartitions }]);
     const work = (async () => {
       let positions: ReadonlyMap<number, ReplayPosition>;
       try {
-        positions = await this.#bounds!.resolve(fresh.map((lease) => lease.partition));
+        positions = await this.#bounds!.resolve(freshPartitions);
       } catch (error) {
         this.#events.crashed(error, false);
         return;
       }
-      const go: number[] = [];
-      for (const lease of fresh) {
-        const position = positions.get(lease.partition);
-        if (lease.revoked || position === undefined) continue;
-        lease.bound(position.range, position.committed);
-        if (lease.readThrough) continue;
-        const from = position.committed ?? position.range.start;
-        this.#consumer.seek({ topic, partition: lease.partition, offset: from.toString() });
-        go.push(lease.partition);
-      }
-      if (go.length > 0 && !this.#stopping) this.#consumer.resume([{ topic, partitions: go }]);
-      this.#reportFinished();
-      // A range that is empty, or was read through before any commit, still commits its end.
-      this.#committer.schedule();
+      this.#applyPositions(fresh, positions, true);
     })();
     void this.#track(work);
+  }
+
+  /** Bounds each lease and seeks it to where it is read; `resume` lets held-back ones go. */
+  #applyPositions(
+    leases: readonly PartitionLease[],
+    positions: ReadonlyMap<number, ReplayPosition>,
+    resume: boolean,
+  ): void {
+    const topic = this.#settings.topic;
+    const go: number[] = [];
+    const done: number[] = [];
+    for (const lease of leases) {
+      const position = positions.get(lease.partition);
+      if (lease.revoked || position === undefined) continue;
+      lease.bound(position.range, position.committed);
+      if (lease.readThrough) {
+        done.push(lease.partition);
+        continue;
+      }
+      const from = position.committed ?? position.range.start;
+      this.#consumer.seek({ topic, partition: lease.partition, offset: from.toString() });
+      go.push(lease.partition);
+    }
+    // A partition with nothing left to read is not fetched at all.
+    if (done.length > 0 && !resume) this.#consumer.pause([{ topic, partitions: done }]);
+    if (resume && go.length > 0 && !this.#stopping) this.#consumer.resume([{ topic, partitions: go }]);
+    this.#reportFinished();
+    // A range that is empty, or was read through before any commit, still commits its end.
+    this.#committer.schedule();
   }
 
   /** No record at or past the lease's range end is taken any more: stop fetching the partition. */

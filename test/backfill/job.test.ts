@@ -103,6 +103,29 @@ describe('backfill job', () => {
     assert.deepEqual(bounds.progress, { assigned: 2, finished: 2 });
   });
 
+  it('answers the first join from what start-up read, and later joins from a fresh read', async () => {
+    let reads = 0;
+    const fresh = new Map<number, CommittedOffset>([
+      [0, { offset: 18n, metadata: encodeRange('job', { start: 10n, end: 20n }) }],
+    ]);
+    const startup = new Map<number, CommittedOffset>([
+      [0, { offset: 12n, metadata: encodeRange('job', { start: 10n, end: 20n }) }],
+    ]);
+    const bounds = new JobBounds(
+      'job',
+      planned,
+      () => {
+        reads += 1;
+        return Promise.resolve(fresh);
+      },
+      startup,
+    );
+    assert.deepEqual(bounds.resolveNow([0])?.get(0), { range: { start: 10n, end: 20n }, committed: 12n });
+    assert.equal(bounds.resolveNow([0]), undefined, 'only once');
+    assert.equal((await bounds.resolve([0])).get(0)?.committed, 18n);
+    assert.equal(reads, 1);
+  });
+
   it('gives partitions the plan does not know an empty range, and commits carry the range', async () => {
     const bounds = new JobBounds('job', planned, () => Promise.resolve(new Map()));
     const positions = await bounds.resolve([2, 5]);
