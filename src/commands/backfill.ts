@@ -68,7 +68,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
   if (options.output === options.topic)
     throw new StreamscoreError('USAGE', `--output must not be the topic read (${options.topic})`);
   const deadLetterTopic = options.deadLetterTopic ?? `${options.output}.dlq`;
-  const repository = new ModelRepository(config.modelsDir);
+  const repository = ModelRepository.of(config);
   const version = await versionOnDisk(repository, config.model, options.version);
   const job = checkJobName(
     options.job ??

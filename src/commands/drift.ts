@@ -103,7 +103,7 @@ function driftThresholds(config: Config): DriftThresholds {
 
 /** Reference profiles of every version of the model on disk; a version without one is said once. */
 async function loadProfiles(config: Config, logger: Logger): Promise<VersionProfile[]> {
-  const repository = new ModelRepository(config.modelsDir);
+  const repository = ModelRepository.of(config);
   const profiles: VersionProfile[] = [];
   for (const version of await repository.listVersions(config.model)) {
     try {

@@ -28,7 +28,7 @@ export async function serve(config: Config): Promise<number> {
 
   let pipeline: ServePipeline | undefined;
   const live = new LiveModels({
-    repository: new ModelRepository(config.modelsDir),
+    repository: ModelRepository.of(config),
     model: config.model,
     runner: {
       executionProvider,

@@ -246,6 +246,15 @@ export const OPTIONS = {
     default: 'models',
     description: 'Model repository folder: <name>/<version>/model.onnx + model.json.',
   },
+  modelMaxMb: {
+    kind: 'integer',
+    env: 'STREAMSCORE_MODEL_MAX_MB',
+    default: 2_048, // 2 GiB, the most one ONNX protobuf file can hold
+    min: 1,
+    max: 1_048_576,
+    description:
+      "The most a model version's files (model.onnx and the files model.json lists) may take together, MiB; a larger version is refused before it is read.",
+  },
   model: {
     kind: 'string',
     env: 'STREAMSCORE_MODEL',
