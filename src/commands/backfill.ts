@@ -24,7 +24,7 @@ import { openProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
 import { ServePipeline } from '../pipeline/serve.js';
-import { startTelemetryServer } from '../telemetry/http.js';
+import { startTelemetryServer, telemetryAccess } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
 import { Backoff } from '../timers.js';
@@ -316,11 +316,12 @@ async function metricsServer(
   registry: ReturnType<typeof createRegistry>,
 ): Promise<{ close(): Promise<void>; probes: { healthy: () => boolean; ready: () => boolean } }> {
   const probes = { healthy: () => true, ready: () => false };
+  const access = telemetryAccess(config);
   const start = (port: number) =>
     startTelemetryServer(
       registry,
       { healthy: () => probes.healthy(), ready: () => probes.ready() },
-      { port, host: config.metricsHost, logger },
+      { port, host: config.metricsHost, logger, access },
     );
   let server;
   try {
@@ -331,7 +332,7 @@ async function metricsServer(
     logger.warn({ port: config.metricsPort }, `${error.message}; using any free port instead`);
     server = await start(0);
   }
-  logger.info({ port: server.port, address: server.address }, `metrics on http://${server.address}/metrics`);
+  logger.info({ port: server.port, address: server.address }, `metrics on ${server.url}/metrics`);
   return { close: () => server.close(), probes };
 }
 

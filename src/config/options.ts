@@ -433,6 +433,41 @@ export const OPTIONS = {
     default: '0.0.0.0',
     description: 'Address the metrics server listens on.',
   },
+  metricsTlsCertFile: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_TLS_CERT_FILE',
+    default: '',
+    file: true,
+    description:
+      'PEM certificate (chain) to serve /metrics, /healthz and /readyz over https; needs STREAMSCORE_METRICS_TLS_KEY_FILE.',
+  },
+  metricsTlsKeyFile: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_TLS_KEY_FILE',
+    default: '',
+    file: true,
+    description: 'PEM private key (unencrypted) of the metrics certificate.',
+  },
+  metricsUsername: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_USERNAME',
+    default: '',
+    description: 'Basic-auth user that /metrics requires (the probes stay open); needs a password.',
+  },
+  metricsPassword: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_PASSWORD',
+    default: '',
+    secret: true,
+    description: 'Basic-auth password that /metrics requires.',
+  },
+  metricsPasswordFile: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_PASSWORD_FILE',
+    default: '',
+    secretFile: 'metricsPassword',
+    description: 'File holding STREAMSCORE_METRICS_PASSWORD.',
+  },
   shutdownTimeoutMs: {
     kind: 'integer',
     env: 'STREAMSCORE_SHUTDOWN_TIMEOUT_MS',
