@@ -10,6 +10,16 @@ load-time checks (signature, a finite warm-up on zeros) but misbehaves at run ti
   5  a working logistic model over seven of the eight features (no card_present), so a switch
      between it and the eight-feature versions changes the features events must carry.
 
+And under test/fixtures/models/external, one logistic model stored four ways, for the checks on
+ONNX external data (tensors whose bytes live in another file, named by a "location" entry):
+
+  1  inline: every weight inside model.onnx.
+  2  the weights and the bias in weights.bin, listed in model.json's "files" with its sha256.
+  3  the bias in a Constant node's tensor (an attribute, not an initializer), in constant.bin,
+     listed: external data is found wherever the graph keeps a tensor.
+  4  the weights read from "../weights.bin", outside the version folder.
+  5  the weights read from an absolute path.
+
 Run: training/.venv/bin/python training/make_test_fixtures.py
 """
 import hashlib
@@ -22,7 +32,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 FEATURES = ["amount", "account_age_days", "tx_count_24h", "distance_from_home_km",
             "merchant_risk", "hour_of_day", "is_foreign", "card_present"]
-ROOT = pathlib.Path(__file__).resolve().parent.parent / "test" / "fixtures" / "models" / "fraud"
+MODELS = pathlib.Path(__file__).resolve().parent.parent / "test" / "fixtures" / "models"
+ROOT = MODELS / "fraud"
 
 
 def two_probabilities(nodes, initializers, logit: str):
@@ -96,7 +107,7 @@ def seven_features():
     return nodes, initializers
 
 
-def build(name, parts, width=8):
+def build(name, parts, width=8, check=True):
     nodes, initializers = parts
     graph = helper.make_graph(
         nodes, name,
@@ -107,17 +118,21 @@ def build(name, parts, width=8):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="streamscore-tests")
     model.ir_version = 8
-    onnx.checker.check_model(model)
+    if check:  # the checker looks for external-data files relative to the working directory
+        onnx.checker.check_model(model)
     return model
 
 
-def write(version: str, description: str, model, features=FEATURES) -> None:
-    out = ROOT / version
+def write(version: str, description: str, model, features=FEATURES, name="fraud", files=None) -> None:
+    """Writes <name>/<version>: model.onnx, model.json and `files` ({path: bytes}, listed in model.json)."""
+    out = MODELS / name / version
     out.mkdir(parents=True, exist_ok=True)
     data = model.SerializeToString()
     (out / "model.onnx").write_bytes(data)
+    for path, content in (files or {}).items():
+        (out / path).write_bytes(content)
     metadata = {
-        "name": "fraud",
+        "name": name,
         "version": version,
         "description": description,
         "createdAt": "2025-01-01T00:00:00Z",
@@ -129,8 +144,48 @@ def write(version: str, description: str, model, features=FEATURES) -> None:
         ],
         "threshold": 0.5,
     }
+    if files:
+        metadata["files"] = [{"path": path, "sha256": hashlib.sha256(content).hexdigest()}
+                             for path, content in files.items()]
     (out / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+WEIGHTS = np.array([[0.002], [-0.001], [0.05], [0.003], [1.5], [0.01], [0.8], [-0.6]], dtype=np.float32)
+BIAS = np.array([[-2.0]], dtype=np.float32)
+
+
+def external(tensor, location: str, offset: int = 0) -> bytes:
+    """Moves a tensor's bytes out of the model: returns them, and leaves a reference to `location`."""
+    data = tensor.raw_data
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(len(data)))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return data
+
+
+def logistic(weights_at=None, bias_in_constant_at=None):
+    """The eight-feature logistic model; with weights_at, its initializers read from that location
+    (both from one file); with bias_in_constant_at, the bias is a Constant node's external tensor.
+    Returns the model and the external bytes by location."""
+    weights = numpy_helper.from_array(WEIGHTS, "weights")
+    bias = numpy_helper.from_array(BIAS, "bias")
+    files = {}
+    nodes = [helper.make_node("MatMul", ["features", "weights"], ["product"])]
+    if weights_at is not None:
+        first = external(weights, weights_at)
+        files[weights_at] = first + external(bias, weights_at, offset=len(first))
+    initializers = [weights, bias]
+    if bias_in_constant_at is not None:
+        initializers = [weights]
+        files[bias_in_constant_at] = external(bias, bias_in_constant_at)
+        nodes.append(helper.make_node("Constant", [], ["bias"], value=bias))
+    nodes.append(helper.make_node("Add", ["product", "bias"], ["logit"]))
+    two_probabilities(nodes, initializers, "logit")
+    # Version 1 (inline) is checked; the others are the same graph with their tensors moved.
+    return build("logistic", (nodes, initializers), check=not files), files
 
 
 def main() -> None:
@@ -142,6 +197,19 @@ def main() -> None:
           build("infinite_unless_zero_amount", infinite_unless_zero_amount()))
     write("5", "Test fixture: a working logistic model over seven features (no card_present).",
           build("seven_features", seven_features(), width=7), features=FEATURES[:7])
+
+    model, _ = logistic()
+    write("1", "Test fixture: a logistic model, every weight inside model.onnx.", model, name="external")
+    model, files = logistic(weights_at="weights.bin")
+    write("2", "Test fixture: version 1 with its weights in weights.bin (listed).", model, name="external",
+          files=files)
+    model, files = logistic(bias_in_constant_at="constant.bin")
+    write("3", "Test fixture: version 1 with its bias in a Constant node's external tensor (listed).", model,
+          name="external", files=files)
+    model, _ = logistic(weights_at="../weights.bin")
+    write("4", "Test fixture: reads its weights from outside its folder (refused).", model, name="external")
+    model, _ = logistic(weights_at="/etc/streamscore/weights.bin")
+    write("5", "Test fixture: reads its weights from an absolute path (refused).", model, name="external")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import { openProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
 import { ServePipeline } from '../pipeline/serve.js';
-import { startTelemetryServer } from '../telemetry/http.js';
+import { startTelemetryServer, telemetryAccess } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
 import { Backoff } from '../timers.js';
@@ -68,7 +68,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
   if (options.output === options.topic)
     throw new StreamscoreError('USAGE', `--output must not be the topic read (${options.topic})`);
   const deadLetterTopic = options.deadLetterTopic ?? `${options.output}.dlq`;
-  const repository = new ModelRepository(config.modelsDir);
+  const repository = ModelRepository.of(config);
   const version = await versionOnDisk(repository, config.model, options.version);
   const job = checkJobName(
     options.job ??
@@ -323,11 +323,12 @@ async function metricsServer(
   registry: ReturnType<typeof createRegistry>,
 ): Promise<{ close(): Promise<void>; probes: { healthy: () => boolean; ready: () => boolean } }> {
   const probes = { healthy: () => true, ready: () => false };
+  const access = telemetryAccess(config);
   const start = (port: number) =>
     startTelemetryServer(
       registry,
       { healthy: () => probes.healthy(), ready: () => probes.ready() },
-      { port, host: config.metricsHost, logger },
+      { port, host: config.metricsHost, logger, access },
     );
   let server;
   try {
@@ -338,7 +339,7 @@ async function metricsServer(
     logger.warn({ port: config.metricsPort }, `${error.message}; using any free port instead`);
     server = await start(0);
   }
-  logger.info({ port: server.port, address: server.address }, `metrics on http://${server.address}/metrics`);
+  logger.info({ port: server.port, address: server.address }, `metrics on ${server.url}/metrics`);
   return { close: () => server.close(), probes };
 }
 

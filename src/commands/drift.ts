@@ -10,7 +10,7 @@ import { versionProfile, type VersionProfile } from '../drift/window.js';
 import { StreamscoreError, describeError } from '../errors.js';
 import { ModelRepository } from '../models/repository.js';
 import { DriftPipeline } from '../pipeline/drift.js';
-import { startTelemetryServer } from '../telemetry/http.js';
+import { startTelemetryServer, telemetryAccess } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry } from '../telemetry/metrics.js';
 import { createKafka } from '../kafka/client.js';
@@ -47,11 +47,11 @@ export async function drift(config: Config): Promise<number> {
     telemetry = await startTelemetryServer(
       promRegistry,
       { healthy: () => pipeline?.healthy() ?? true, ready: () => pipeline?.ready() ?? false },
-      { port: config.driftMetricsPort, host: config.metricsHost, logger },
+      { port: config.driftMetricsPort, host: config.metricsHost, logger, access: telemetryAccess(config) },
     );
     logger.info(
       { port: telemetry.port, address: telemetry.address },
-      `drift metrics on http://${telemetry.address}/metrics`,
+      `drift metrics on ${telemetry.url}/metrics`,
     );
     if (shutdown.isRequested) return 0;
 
@@ -103,7 +103,7 @@ function driftThresholds(config: Config): DriftThresholds {
 
 /** Reference profiles of every version of the model on disk; a version without one is said once. */
 async function loadProfiles(config: Config, logger: Logger): Promise<VersionProfile[]> {
-  const repository = new ModelRepository(config.modelsDir);
+  const repository = ModelRepository.of(config);
   const profiles: VersionProfile[] = [];
   for (const version of await repository.listVersions(config.model)) {
     try {

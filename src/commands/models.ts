@@ -3,11 +3,13 @@ import type { Config } from '../config/options.js';
 import { StreamscoreError, describeError } from '../errors.js';
 import { ModelRunner, type ExecutionProvider } from '../inference/runner.js';
 import { ModelRepository, type ModelMetadata } from '../models/repository.js';
+import { refusalReason } from '../models/live.js';
 import { readRouting, type RoutingSpec } from '../models/routing.js';
 import { checkVariant, type VariantCheck } from '../models/variant.js';
 
 type Check =
-  { ok: true; metadata: ModelMetadata; variant: VariantCheck | undefined } | { ok: false; message: string };
+  | { ok: true; metadata: ModelMetadata; variant: VariantCheck | undefined }
+  | { ok: false; reason: string; message: string };
 
 /** How a variant compares with its source, for listings. */
 function variantDetail(check: Check): string {
@@ -17,7 +19,10 @@ function variantDetail(check: Check): string {
   return `; ${kind} of ${metadata.variant!.of}: max |diff| ${variant.maxScoreDiff.toFixed(4)}, agreement ${variant.agreement.toFixed(4)} on ${variant.rows} reference rows`;
 }
 
-/** Loads and validates one version exactly as serve would before routing traffic to it. */
+/**
+ * Loads and validates one version exactly as serve would before routing traffic to it; a refusal
+ * has the reason and message serve logs (`model fraud/3 refused (checksum): ...`).
+ */
 async function check(
   repository: ModelRepository,
   name: string,
@@ -35,7 +40,7 @@ async function check(
     }
     return { ok: true, metadata: runner.metadata, variant };
   } catch (error) {
-    return { ok: false, message: describeError(error) };
+    return { ok: false, reason: refusalReason(error), message: describeError(error) };
   }
 }
 
@@ -61,7 +66,7 @@ function routesOf(
 
 /** `models list`: every model and version on disk, checked, with where the settings route it. */
 export async function listModels(config: Config): Promise<number> {
-  const repository = new ModelRepository(config.modelsDir);
+  const repository = ModelRepository.of(config);
   let failures = 0;
   const rows: string[][] = [['MODEL/VERSION', 'STATUS', 'ROUTE', 'DETAIL']];
   for (const name of await repository.listModels()) {
@@ -77,7 +82,8 @@ export async function listModels(config: Config): Promise<number> {
       const detail = result.ok
         ? `${result.metadata.inputs[0]!.features.length} features -> ${result.metadata.outputs.map((o) => o.name).join(', ')}${variantDetail(result)}`
         : result.message;
-      rows.push([`${name}/${version}`, result.ok ? 'ok' : 'refused', routes.get(version) ?? '-', detail]);
+      const status = result.ok ? 'ok' : `refused (${result.reason})`;
+      rows.push([`${name}/${version}`, status, routes.get(version) ?? '-', detail]);
     }
   }
   process.stdout.write(table(rows));
@@ -91,21 +97,21 @@ export async function validateModel(config: Config, path: string | undefined): P
   const folder = resolve(path);
   const version = basename(folder);
   const name = basename(dirname(folder));
-  const result = await check(new ModelRepository(dirname(dirname(folder))), name, version, config);
+  const result = await check(ModelRepository.of(config, dirname(dirname(folder))), name, version, config);
   if (result.ok) {
     process.stdout.write(
       `${name}/${version}: ok (sha256 ${result.metadata.sha256})${variantDetail(result)}\n`,
     );
     return 0;
   }
-  process.stdout.write(`${name}/${version}: refused: ${result.message}\n`);
+  process.stdout.write(`${name}/${version}: refused (${result.reason}): ${result.message}\n`);
   return 1;
 }
 
 /** `models describe <name>`: metadata of every version, why any was refused, and the routing. */
 export async function describeModel(config: Config, name: string | undefined): Promise<number> {
   if (name === undefined) throw new StreamscoreError('USAGE', 'models describe needs a model name');
-  const repository = new ModelRepository(config.modelsDir);
+  const repository = ModelRepository.of(config);
   const versions = await repository.listVersions(name);
   if (versions.length === 0) {
     throw new StreamscoreError(
@@ -132,7 +138,7 @@ export async function describeModel(config: Config, name: string | undefined): P
     const result = checks.get(version)!;
     lines.push(
       '',
-      `version ${version}: ${result.ok ? 'ok' : 'REFUSED'}${routes.has(version) ? ` [${routes.get(version)}]` : ''}`,
+      `version ${version}: ${result.ok ? 'ok' : `REFUSED (${result.reason})`}${routes.has(version) ? ` [${routes.get(version)}]` : ''}`,
     );
     if (!result.ok) {
       lines.push(`  why: ${result.message}`);

@@ -30,7 +30,7 @@ const CHUNK = 500;
 /** `streamscore produce`: writes synthetic FeatureEvents for the configured model's features. */
 export async function produce(config: Config, options: ProduceOptions): Promise<number> {
   const logger = createLogger(config.logLevel);
-  const repository = new ModelRepository(config.modelsDir);
+  const repository = ModelRepository.of(config);
   const version = await repository.resolveVersion(config.model, config.modelVersion);
   const { metadata } = await repository.load(config.model, version);
   const specPath = options.spec ?? join('training', `${config.model}_features.json`);

@@ -8,7 +8,7 @@ import { ModelRepository } from '../models/repository.js';
 import { readRouting } from '../models/routing.js';
 import { ModelWatcher } from '../models/watcher.js';
 import { ServePipeline } from '../pipeline/serve.js';
-import { startTelemetryServer } from '../telemetry/http.js';
+import { startTelemetryServer, telemetryAccess } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
 import { connect } from './connect.js';
@@ -28,7 +28,7 @@ export async function serve(config: Config): Promise<number> {
 
   let pipeline: ServePipeline | undefined;
   const live = new LiveModels({
-    repository: new ModelRepository(config.modelsDir),
+    repository: ModelRepository.of(config),
     model: config.model,
     runner: {
       executionProvider,
@@ -58,11 +58,11 @@ export async function serve(config: Config): Promise<number> {
     telemetry = await startTelemetryServer(
       promRegistry,
       { healthy: () => pipeline?.healthy() ?? true, ready: () => pipeline?.ready() ?? false },
-      { port: config.metricsPort, host: config.metricsHost, logger },
+      { port: config.metricsPort, host: config.metricsHost, logger, access: telemetryAccess(config) },
     );
     logger.info(
       { port: telemetry.port, address: telemetry.address },
-      `metrics on http://${telemetry.address}/metrics (also /healthz, /readyz)`,
+      `metrics on ${telemetry.url}/metrics (also /healthz, /readyz)`,
     );
     if (shutdown.isRequested) return 0;
 

@@ -207,12 +207,14 @@ function checkSecurity(config: Record<string, unknown>, problems: string[]): voi
     }
   }
   const pairs = [
-    ['kafkaSslCertFile', 'kafkaSslKeyFile'],
-    ['schemaRegistrySslCertFile', 'schemaRegistrySslKeyFile'],
+    ['kafkaSslCertFile', 'kafkaSslKeyFile', 'a client certificate needs both'],
+    ['schemaRegistrySslCertFile', 'schemaRegistrySslKeyFile', 'a client certificate needs both'],
+    ['metricsTlsCertFile', 'metricsTlsKeyFile', 'serving TLS needs both'],
+    ['metricsUsername', 'metricsPassword', 'basic auth needs both'],
   ] as const;
-  for (const [cert, key] of pairs) {
-    if ((config[cert] === '') !== (config[key] === '')) {
-      problems.push(`${OPTIONS[cert].env} and ${OPTIONS[key].env}: a client certificate needs both`);
+  for (const [first, second, why] of pairs) {
+    if ((config[first] === '') !== (config[second] === '')) {
+      problems.push(`${OPTIONS[first].env} and ${OPTIONS[second].env}: ${why}`);
     }
   }
   if (config.schemaRegistryBearerToken !== '' && config.schemaRegistryUsername !== '') {

@@ -246,6 +246,15 @@ export const OPTIONS = {
     default: 'models',
     description: 'Model repository folder: <name>/<version>/model.onnx + model.json.',
   },
+  modelMaxMb: {
+    kind: 'integer',
+    env: 'STREAMSCORE_MODEL_MAX_MB',
+    default: 2_048, // 2 GiB, the most one ONNX protobuf file can hold
+    min: 1,
+    max: 1_048_576,
+    description:
+      "The most a model version's files (model.onnx and the files model.json lists) may take together, MiB; a larger version is refused before it is read.",
+  },
   model: {
     kind: 'string',
     env: 'STREAMSCORE_MODEL',
@@ -423,6 +432,41 @@ export const OPTIONS = {
     env: 'STREAMSCORE_METRICS_HOST',
     default: '0.0.0.0',
     description: 'Address the metrics server listens on.',
+  },
+  metricsTlsCertFile: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_TLS_CERT_FILE',
+    default: '',
+    file: true,
+    description:
+      'PEM certificate (chain) to serve /metrics, /healthz and /readyz over https; needs STREAMSCORE_METRICS_TLS_KEY_FILE.',
+  },
+  metricsTlsKeyFile: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_TLS_KEY_FILE',
+    default: '',
+    file: true,
+    description: 'PEM private key (unencrypted) of the metrics certificate.',
+  },
+  metricsUsername: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_USERNAME',
+    default: '',
+    description: 'Basic-auth user that /metrics requires (the probes stay open); needs a password.',
+  },
+  metricsPassword: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_PASSWORD',
+    default: '',
+    secret: true,
+    description: 'Basic-auth password that /metrics requires.',
+  },
+  metricsPasswordFile: {
+    kind: 'string',
+    env: 'STREAMSCORE_METRICS_PASSWORD_FILE',
+    default: '',
+    secretFile: 'metricsPassword',
+    description: 'File holding STREAMSCORE_METRICS_PASSWORD.',
   },
   shutdownTimeoutMs: {
     kind: 'integer',

@@ -1,5 +1,6 @@
 /**
- * A model version as the runtime takes it: its metadata (model.json) and the ONNX file's bytes.
+ * A model version as the runtime takes it: its metadata (model.json), the ONNX file's bytes and
+ * those of its external-data files.
  * The repository (models/) reads and checks these; the runtime side only consumes them.
  */
 export interface ModelInput {
@@ -20,12 +21,21 @@ export interface ModelOutput {
   description?: string;
 }
 
+export interface ModelFile {
+  /** Relative to the version folder, with "/" between folders. */
+  path: string;
+  sha256: string;
+}
+
 export interface ModelMetadata {
   name: string;
   version: string;
   description?: string;
   createdAt?: string;
+  /** sha256 of model.onnx. */
   sha256: string;
+  /** Every other file the model loads (external data), with its sha256; model.onnx may be listed too. */
+  files?: ModelFile[];
   inputs: ModelInput[];
   outputs: ModelOutput[];
   threshold?: number;
@@ -55,4 +65,9 @@ export interface ModelVersion {
   modelPath: string;
   /** The model file's bytes, already checked against metadata.sha256. */
   bytes: Buffer;
+  /**
+   * The external-data files the model names, keyed by the `location` written in it, each read from
+   * the version folder and checked against its sha256 in metadata.files.
+   */
+  externalData: { path: string; data: Buffer }[];
 }

@@ -51,16 +51,21 @@ export class ModelRunner {
     let session: Session;
     try {
       session = await openSession(
-        model.bytes,
+        model,
         { executionProvider: options.executionProvider, threads: options.threads },
         options.worker ?? false,
         options.hooks,
       );
     } catch (error) {
-      throw new StreamscoreError('MODEL_INVALID', `ONNX Runtime cannot load ${model.modelPath}`, {
-        cause: error,
-        context: { ...context, reason: 'load' },
-      });
+      // The runtime's own words are the reason: they name the operator, tensor or file at fault.
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        `ONNX Runtime cannot load ${model.modelPath}: ${describeError(error)}`,
+        {
+          cause: error,
+          context: { ...context, reason: 'load' },
+        },
+      );
     }
     const runner = new ModelRunner(metadata, session);
     try {

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import {
   ortOptions,
+  type ModelImage,
   plainMetadata,
   type SessionOptions,
   type TensorResult,
@@ -22,11 +23,11 @@ interface RunRequest {
 }
 
 const port = parentPort!;
-const { bytes, options } = workerData as { bytes: Uint8Array; options: SessionOptions };
+const { model, options } = workerData as { model: ModelImage; options: SessionOptions };
 const reply = (message: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 try {
-  const session = await ort.InferenceSession.create(bytes, ortOptions(options));
+  const session = await ort.InferenceSession.create(model.bytes, ortOptions(options, model.externalData));
   port.on('message', (request: RunRequest) => {
     const input = new ort.Tensor('float32', request.matrix, [request.rows, request.width]);
     session.run({ [request.input]: input }).then(

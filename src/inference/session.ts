@@ -14,6 +14,21 @@ export interface SessionOptions {
   threads: number;
 }
 
+/** A model as the runtime takes it: the ONNX file's bytes and those of every external-data file. */
+export interface ModelImage {
+  bytes: Uint8Array;
+  /** Keyed by the `location` each tensor names, as written in the model. */
+  externalData: readonly { path: string; data: Uint8Array }[];
+}
+
+/**
+ * The runtime reads external data from this table when it is not empty, and refuses a location
+ * missing from it; when it is empty, the runtime opens the files itself, relative to the working
+ * directory for a model given as bytes. So the table is never empty: a model without external data
+ * gets one entry that no tensor names, and the runtime never opens a file.
+ */
+const NO_EXTERNAL_DATA = [{ path: 'streamscore:no-external-data', data: new Uint8Array(1) }];
+
 /**
  * An ONNX Runtime session, in this thread or in a worker thread. onnxruntime-node runs a session
  * synchronously on the thread that owns it, so a session in the main thread stops Kafka I/O,
@@ -34,8 +49,12 @@ export interface Session {
   release(): Promise<void>;
 }
 
-export function ortOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
+export function ortOptions(
+  options: SessionOptions,
+  externalData: ModelImage['externalData'],
+): ort.InferenceSession.SessionOptions {
   return {
+    externalData: externalData.length > 0 ? externalData : NO_EXTERNAL_DATA,
     executionProviders: [options.executionProvider],
     intraOpNumThreads: options.threads,
     interOpNumThreads: 1,
@@ -67,12 +86,12 @@ export interface SessionHooks {
 }
 
 export async function openSession(
-  bytes: Uint8Array,
+  model: ModelImage,
   options: SessionOptions,
   inWorker: boolean,
   hooks: SessionHooks = {},
 ): Promise<Session> {
-  return inWorker ? WorkerSession.open(bytes, options, hooks) : InProcessSession.open(bytes, options);
+  return inWorker ? WorkerSession.open(model, options, hooks) : InProcessSession.open(model, options);
 }
 
 /**
@@ -91,8 +110,10 @@ class InProcessSession implements Session {
     this.#session = session;
   }
 
-  static async open(bytes: Uint8Array, options: SessionOptions): Promise<Session> {
-    return new InProcessSession(await ort.InferenceSession.create(bytes, ortOptions(options)));
+  static async open(model: ModelImage, options: SessionOptions): Promise<Session> {
+    return new InProcessSession(
+      await ort.InferenceSession.create(model.bytes, ortOptions(options, model.externalData)),
+    );
   }
 
   get inputNames() {
@@ -148,7 +169,7 @@ class WorkerSession implements Session {
   readonly outputNames: readonly string[];
   readonly inputMetadata: readonly ValueMetadata[];
   readonly outputMetadata: readonly ValueMetadata[];
-  readonly #bytes: Uint8Array;
+  readonly #model: ModelImage;
   readonly #options: SessionOptions;
   readonly #hooks: SessionHooks;
   /** The live thread; undefined after it died, until the next run starts another. */
@@ -158,13 +179,13 @@ class WorkerSession implements Session {
   #released = false;
 
   private constructor(
-    bytes: Uint8Array,
+    model: ModelImage,
     options: SessionOptions,
     hooks: SessionHooks,
     thread: Thread,
     ready: Extract<WorkerReply, { kind: 'ready' }>,
   ) {
-    this.#bytes = bytes;
+    this.#model = model;
     this.#options = options;
     this.#hooks = hooks;
     this.inputNames = ready.inputNames;
@@ -174,9 +195,9 @@ class WorkerSession implements Session {
     this.#adopt(thread);
   }
 
-  static async open(bytes: Uint8Array, options: SessionOptions, hooks: SessionHooks): Promise<Session> {
-    const { thread, ready } = await startThread(bytes, options, hooks);
-    return new WorkerSession(bytes, options, hooks, thread, ready);
+  static async open(model: ModelImage, options: SessionOptions, hooks: SessionHooks): Promise<Session> {
+    const { thread, ready } = await startThread(model, options, hooks);
+    return new WorkerSession(model, options, hooks, thread, ready);
   }
 
   /** Routes a thread's replies, and forgets it (failing its runs) when it dies. */
@@ -201,7 +222,7 @@ class WorkerSession implements Session {
 
   async #live(): Promise<Thread> {
     if (this.#thread !== undefined) return this.#thread;
-    this.#starting ??= startThread(this.#bytes, this.#options, this.#hooks)
+    this.#starting ??= startThread(this.#model, this.#options, this.#hooks)
       .then(({ thread }) => {
         if (this.#released) {
           void thread.worker.terminate();
@@ -243,12 +264,12 @@ class WorkerSession implements Session {
 }
 
 function startThread(
-  bytes: Uint8Array,
+  model: ModelImage,
   options: SessionOptions,
   hooks: SessionHooks,
 ): Promise<{ thread: Thread; ready: Extract<WorkerReply, { kind: 'ready' }> }> {
   const worker = new Worker(new URL('./session-worker.js', import.meta.url), {
-    workerData: { bytes, options },
+    workerData: { model, options },
     // Tensors are off the JS heap (transferred buffers); the thread's own garbage is a few small
     // objects per batch, so V8's default young generation would only hold memory.
     resourceLimits: { maxYoungGenerationSizeMb: 4 },

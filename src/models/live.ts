@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError, isStreamscoreError } from '../errors.js';
 import { ModelRunner, type RunnerOptions } from '../inference/runner.js';
@@ -202,11 +202,13 @@ export class LiveModels {
     }
   }
 
-  /** Changes whenever the version's files change, so a fixed folder is tried again. */
+  /** Changes whenever the version's files change (those model.json lists too), so a fixed folder is tried again. */
   async #signature(version: string): Promise<string> {
+    const dir = join(this.repository.root, this.model, version);
+    const files = ['model.json', 'model.onnx', ...(await listedFiles(join(dir, 'model.json')))];
     const parts: string[] = [];
-    for (const file of ['model.json', 'model.onnx']) {
-      const info = await stat(join(this.repository.root, this.model, version, file)).catch(() => undefined);
+    for (const file of files) {
+      const info = await stat(join(dir, file)).catch(() => undefined);
       parts.push(info === undefined ? '-' : `${info.size}:${info.mtimeMs}`);
     }
     return parts.join('|');
@@ -282,8 +284,23 @@ function sameRouting(a: Routing, b: Routing): boolean {
   );
 }
 
+/** The paths in model.json's "files", or none when it cannot be read (the load then says why). */
+async function listedFiles(metadataPath: string): Promise<string[]> {
+  try {
+    const files: unknown = (JSON.parse(await readFile(metadataPath, 'utf8')) as { files?: unknown }).files;
+    if (!Array.isArray(files)) return [];
+    return files.flatMap((file: unknown) =>
+      typeof file === 'object' && file !== null && typeof (file as { path?: unknown }).path === 'string'
+        ? [(file as { path: string }).path]
+        : [],
+    );
+  } catch {
+    return [];
+  }
+}
+
 /** A low-cardinality label for a refusal: the reason the raising code put in the error's context. */
-function refusalReason(error: unknown): string {
+export function refusalReason(error: unknown): string {
   if (isStreamscoreError(error)) {
     if (error.code !== 'MODEL_INVALID') return error.code.toLowerCase();
     if (typeof error.context.reason === 'string') return error.context.reason;

@@ -1,23 +1,36 @@
 import { createHash } from 'node:crypto';
-import { readFile, readdir, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { open, readFile, readdir, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
+import { OPTIONS, type Config } from '../config/options.js';
 import { StreamscoreError } from '../errors.js';
+import { OnnxFormatError, externalReferences, type ExternalReference } from './external-data.js';
+import { MODEL_FILE, parseMetadata, pathProblem } from './metadata.js';
 
 export type { ModelInput, ModelMetadata, ModelOutput, ModelVersion } from '../inference/model.js';
-import type { ModelMetadata, ModelVersion } from '../inference/model.js';
+import type { ModelVersion } from '../inference/model.js';
 
+const MIB = 1_048_576;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
- * Reads models/<name>/<version>/{model.onnx, model.json}. Names and versions are folder names that
+ * Reads models/<name>/<version>/{model.onnx, model.json} and the external-data files model.json
+ * lists. Names and versions are folder names that
  * must match NAME_PATTERN, and resolved paths (symlinks included) must stay inside the repository,
  * so neither config nor a file name can point a load outside it.
  */
 export class ModelRepository {
   readonly root: string;
+  /** The most bytes a version's files (model.onnx and those model.json lists) may take together. */
+  readonly maxBytes: number;
 
-  constructor(root: string) {
+  constructor(root: string, options: { maxBytes?: number } = {}) {
     this.root = resolve(root);
+    this.maxBytes = options.maxBytes ?? OPTIONS.modelMaxMb.default * MIB;
+  }
+
+  /** The repository the settings name (or another root), with their size cap. */
+  static of(config: Pick<Config, 'modelsDir' | 'modelMaxMb'>, root = config.modelsDir): ModelRepository {
+    return new ModelRepository(root, { maxBytes: config.modelMaxMb * MIB });
   }
 
   async listModels(): Promise<string[]> {
@@ -64,7 +77,12 @@ export class ModelRepository {
     return policy;
   }
 
-  /** Loads and checks one version: metadata shape, file present, sha256 equal. */
+  /**
+   * Loads and checks one version: metadata shape; model.onnx and every file model.json lists inside
+   * the version folder, within the size cap together, each equal to its sha256; every external-data
+   * file the model names listed. Every reason to refuse is said in the error's message and named,
+   * for the metrics, in its context's `reason`.
+   */
   async load(name: string, version: string): Promise<ModelVersion> {
     const context = { model: name, version };
     const dir = await this.#inside(join(checkName('model', name), checkName('version', version)), context);
@@ -93,21 +111,129 @@ export class ModelRepository {
       );
     }
     const modelPath = await this.#inside(join(name, version, 'model.onnx'), context);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(modelPath);
-    } catch (error) {
-      throw new StreamscoreError('MODEL_INVALID', `Cannot read ${modelPath}`, { cause: error, context });
+    const listed = new Map<string, { sha256: string; real: string }>();
+    for (const file of metadata.files ?? []) {
+      const key = posix.normalize(file.path);
+      if (key === MODEL_FILE) continue;
+      const real = await this.#inFolder(dir, file.path, context);
+      listed.set(key, { sha256: file.sha256, real });
     }
-    const actual = createHash('sha256').update(bytes).digest('hex');
-    if (actual !== metadata.sha256.toLowerCase()) {
+    await this.#checkSize(
+      dir,
+      [[MODEL_FILE, modelPath], ...[...listed].map(([key, f]) => [key, f.real] as const)],
+      context,
+    );
+    const bytes = await this.#readChecked(modelPath, metadata.sha256, this.maxBytes, context);
+    let references: ExternalReference[];
+    try {
+      references = externalReferences(bytes);
+    } catch (error) {
+      if (!(error instanceof OnnxFormatError)) throw error;
+      throw new StreamscoreError('MODEL_INVALID', `${modelPath} is not an ONNX model: ${error.message}`, {
+        cause: error,
+        context: { ...context, reason: 'load' },
+      });
+    }
+    const loads = checkReferences(
+      references,
+      new Set(listed.keys()),
+      { modelPath, metadataPath, dir },
+      context,
+    );
+    const contents = new Map<string, Buffer>();
+    let left = this.maxBytes - bytes.length;
+    for (const [key, file] of listed) {
+      const data = await this.#readChecked(file.real, file.sha256, left, context);
+      left -= data.length;
+      contents.set(key, data);
+    }
+    const externalData = [...loads].map(([location, key]) => ({ path: location, data: contents.get(key)! }));
+    return { metadata, modelPath, bytes, externalData };
+  }
+
+  /** Refuses the version when its files take more than the cap together, by their sizes alone. */
+  async #checkSize(
+    dir: string,
+    files: readonly (readonly [string, string])[],
+    context: Record<string, string>,
+  ): Promise<void> {
+    const sizes: string[] = [];
+    let total = 0;
+    for (const [name, path] of files) {
+      let size: number;
+      try {
+        size = (await stat(path)).size;
+      } catch (error) {
+        throw new StreamscoreError('MODEL_INVALID', `Cannot read ${path}`, {
+          cause: error,
+          context: { ...context, reason: 'not_found' },
+        });
+      }
+      total += size;
+      sizes.push(`${name} ${mib(size)}`);
+    }
+    if (total > this.maxBytes) {
       throw new StreamscoreError(
         'MODEL_INVALID',
-        `sha256 of ${modelPath} is ${actual}, but model.json expects ${metadata.sha256}: the file is corrupt or was replaced without updating model.json`,
+        `${dir} holds ${mib(total)} of model files (${sizes.join(', ')}), over the cap of ${mib(this.maxBytes)}; raise STREAMSCORE_MODEL_MAX_MB if the model is meant to be this large`,
+        { context: { ...context, path: dir, reason: 'too_large' } },
+      );
+    }
+  }
+
+  /** Reads a file checked against its sha256, refusing it when it has grown past `limit` bytes since its stat. */
+  async #readChecked(
+    path: string,
+    sha256: string,
+    limit: number,
+    context: Record<string, string>,
+  ): Promise<Buffer> {
+    let bytes: Buffer | 'too_large' | 'changed';
+    try {
+      bytes = await readCapped(path, limit);
+    } catch (error) {
+      throw new StreamscoreError('MODEL_INVALID', `Cannot read ${path}`, { cause: error, context });
+    }
+    if (typeof bytes === 'string') {
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        bytes === 'too_large'
+          ? `${path} grew while the version was loaded, past what the cap (STREAMSCORE_MODEL_MAX_MB) leaves for it, ${mib(limit)}`
+          : `${path} changed while it was read; the next check tries again`,
+        { context: { ...context, path, reason: bytes === 'too_large' ? 'too_large' : 'checksum' } },
+      );
+    }
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== sha256.toLowerCase()) {
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        `sha256 of ${path} is ${actual}, but model.json expects ${sha256}: the file is corrupt or was replaced without updating model.json`,
         { context: { ...context, reason: 'checksum' } },
       );
     }
-    return { metadata, modelPath, bytes };
+    return bytes;
+  }
+
+  /** A file named relative to a version folder, refused when it (or a symlink on its way) leaves the folder. */
+  async #inFolder(dir: string, path: string, context: Record<string, string>): Promise<string> {
+    const candidate = join(dir, path);
+    let real: string;
+    try {
+      real = await realpath(candidate);
+    } catch (error) {
+      throw new StreamscoreError('MODEL_INVALID', `Not found: ${candidate} (listed in model.json)`, {
+        cause: error,
+        context: { ...context, reason: 'not_found' },
+      });
+    }
+    if (!within(dir, real)) {
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        `${candidate} resolves to ${real}, outside its version folder ${dir}: every model file must be in the folder`,
+        { context: { ...context, reason: 'external_path' } },
+      );
+    }
+    return real;
   }
 
   /** Resolves a path under the root and refuses anything that lands outside it. */
@@ -123,8 +249,7 @@ export class ModelRepository {
       });
     }
     const rootReal = await realpath(this.root).catch(() => this.root);
-    const rel = relative(rootReal, real);
-    if (rel === '' ? false : rel.startsWith('..' + sep) || rel === '..' || isAbsolute(rel)) {
+    if (!within(rootReal, real)) {
       throw new StreamscoreError(
         'MODEL_INVALID',
         `${candidate} resolves outside the model repository ${this.root}`,
@@ -148,6 +273,80 @@ export class ModelRepository {
   }
 }
 
+/**
+ * Each external-data location the model names, mapped to the `files` entry it reads; refused when
+ * the location cannot be a file of the version folder, or is not listed.
+ */
+function checkReferences(
+  references: readonly ExternalReference[],
+  listed: ReadonlySet<string>,
+  where: { modelPath: string; metadataPath: string; dir: string },
+  context: Record<string, string>,
+): Map<string, string> {
+  const loads = new Map<string, string>();
+  for (const reference of references) {
+    const what = `${where.modelPath} reads ${describeTensors(reference.tensors)} from ${JSON.stringify(reference.location)}`;
+    const problem = pathProblem(reference.location);
+    if (problem !== undefined) {
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        `${what}, ${problem}: external data must be a file in the version folder ${where.dir}`,
+        { context: { ...context, reason: 'external_path' } },
+      );
+    }
+    const key = posix.normalize(reference.location);
+    if (!listed.has(key)) {
+      throw new StreamscoreError(
+        'MODEL_INVALID',
+        `${what}, which ${where.metadataPath} does not list: every file the model loads needs { "path", "sha256" } in "files"`,
+        { context: { ...context, reason: 'unlisted' } },
+      );
+    }
+    loads.set(reference.location, key);
+  }
+  return loads;
+}
+
+/** Whether `path` is `dir` or lies under it (both already resolved). */
+function within(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || !(rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel));
+}
+
+function describeTensors(tensors: readonly string[]): string {
+  const names = tensors.slice(0, 3).map((name) => JSON.stringify(name));
+  const more = tensors.length > 3 ? ` and ${tensors.length - 3} more` : '';
+  return `${tensors.length === 1 ? 'tensor' : 'tensors'} ${names.join(', ')}${more}`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / MIB).toFixed(1)} MiB`;
+}
+
+/**
+ * The file's bytes; 'too_large' without reading when it is larger than `limit`, 'changed' when it
+ * grew while it was read (its size was checked by stat before).
+ */
+async function readCapped(path: string, limit: number): Promise<Buffer | 'too_large' | 'changed'> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size > limit) return 'too_large';
+    const bytes = Buffer.alloc(size);
+    let filled = 0;
+    // One read may return less than asked (Linux stops at about 2 GiB a call).
+    while (filled < size) {
+      const { bytesRead } = await handle.read(bytes, filled, size - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    const more = await handle.read(Buffer.alloc(1), 0, 1, filled);
+    return more.bytesRead > 0 ? 'changed' : bytes.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}
+
 function checkName(what: string, value: string): string {
   if (!NAME_PATTERN.test(value) || value === '.' || value === '..') {
     throw new StreamscoreError(
@@ -163,82 +362,4 @@ export function compareVersions(a: string, b: string): number {
   const nb = Number(b);
   if (Number.isFinite(na) && Number.isFinite(nb)) return na - nb;
   return a.localeCompare(b, 'en', { numeric: true });
-}
-
-function parseMetadata(value: unknown, where: string): ModelMetadata {
-  const problems: string[] = [];
-  const object = (v: unknown): v is Record<string, unknown> =>
-    typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!object(value)) throw new StreamscoreError('MODEL_INVALID', `${where}: expected a JSON object`);
-  const str = (key: string) => {
-    if (typeof value[key] !== 'string' || value[key] === '')
-      problems.push(`"${key}" must be a non-empty string`);
-  };
-  str('name');
-  str('version');
-  str('sha256');
-  if (!Array.isArray(value.inputs) || value.inputs.length !== 1) {
-    problems.push('"inputs" must list exactly one input tensor');
-  } else {
-    const input: unknown = value.inputs[0];
-    if (!object(input) || typeof input.tensor !== 'string')
-      problems.push('"inputs[0].tensor" must be a string');
-    else if (input.dtype !== 'float32')
-      problems.push(`"inputs[0].dtype" must be "float32", got ${String(input.dtype)}`);
-    else if (
-      !Array.isArray(input.features) ||
-      input.features.length === 0 ||
-      !input.features.every((f) => typeof f === 'string')
-    ) {
-      problems.push('"inputs[0].features" must be a non-empty list of feature names');
-    } else if (new Set(input.features).size !== input.features.length) {
-      problems.push('"inputs[0].features" lists a feature twice');
-    }
-  }
-  if (!Array.isArray(value.outputs) || value.outputs.length === 0) {
-    problems.push('"outputs" must be a non-empty list');
-  } else {
-    value.outputs.forEach((output: unknown, index) => {
-      if (!object(output) || typeof output.name !== 'string' || typeof output.tensor !== 'string') {
-        problems.push(`"outputs[${index}]" needs string "name" and "tensor"`);
-      } else if (
-        output.column !== null &&
-        output.column !== undefined &&
-        !(Number.isInteger(output.column) && (output.column as number) >= 0)
-      ) {
-        problems.push(`"outputs[${index}].column" must be null or a whole number >= 0`);
-      }
-    });
-  }
-  if (
-    value.threshold !== undefined &&
-    !(typeof value.threshold === 'number' && Number.isFinite(value.threshold))
-  )
-    problems.push('"threshold" must be a number');
-  if (value.precision !== undefined && typeof value.precision !== 'string')
-    problems.push('"precision" must be a string');
-  if (value.variant !== undefined) {
-    const variant = value.variant;
-    const limits = object(variant) ? variant.limits : undefined;
-    if (!object(variant) || typeof variant.of !== 'string' || variant.of === '' || !object(limits)) {
-      problems.push(
-        '"variant" must be { "of": "<version>", "limits": { "maxScoreDiff": n, "minAgreement": n } }',
-      );
-    } else {
-      const { maxScoreDiff, minAgreement } = limits;
-      if (!(typeof maxScoreDiff === 'number' && maxScoreDiff >= 0 && maxScoreDiff <= 1))
-        problems.push('"variant.limits.maxScoreDiff" must be a number from 0 to 1');
-      if (!(typeof minAgreement === 'number' && minAgreement >= 0 && minAgreement <= 1))
-        problems.push('"variant.limits.minAgreement" must be a number from 0 to 1');
-      if (variant.of === value.version) problems.push('"variant.of" names the version itself');
-    }
-  }
-  if (problems.length > 0) {
-    throw new StreamscoreError('MODEL_INVALID', `${where}: ${problems.join('; ')}`, {
-      context: { reason: 'metadata' },
-    });
-  }
-  const metadata = value as unknown as ModelMetadata;
-  for (const output of metadata.outputs) output.column ??= null;
-  return metadata;
 }

@@ -92,7 +92,7 @@ export function createServeMetrics(registry: Registry) {
     }),
     modelLoads: new Counter({
       name: 'streamscore_model_loads_total',
-      help: 'Model version loads: result ok, or refused with the reason (checksum, signature, warmup, load, metadata, not_found).',
+      help: 'Model version loads: result ok, or refused with the reason (checksum, unlisted, external_path, too_large, signature, warmup, load, metadata, not_found).',
       labelNames: ['model', 'version', 'result', 'reason'] as const,
       registers,
     }),
