@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { createServer } from 'node:net';
 import {
+  runCli,
   BROKERS,
   REGISTRY_URL,
   ServeProcess,
@@ -13,25 +14,7 @@ import {
 } from './harness.js';
 
 function run(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['dist/src/cli.js', ...args], {
-      env: {
-        PATH: process.env.PATH,
-        KAFKAJS_NO_PARTITIONER_WARNING: '1',
-        STREAMSCORE_LOG_LEVEL: 'warn',
-        ...env,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, { STREAMSCORE_LOG_LEVEL: 'warn', ...env }, timeoutMs);
 }
 
 describe('streamscore CLI', () => {

@@ -167,6 +167,40 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** What a finished CLI process printed and how it ended. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Runs `streamscore ARGS` to its end (killed after `timeoutMs`) with only PATH and `env` in its
+ * environment.
+ */
+export function runCli(
+  args: readonly string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<CliRun> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['dist/src/cli.js', ...args], {
+      env: { PATH: process.env.PATH, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
 /** `streamscore serve` as a child process, with its JSON log lines kept for assertions. */
 export class ServeProcess {
   readonly child: ChildProcess;

@@ -5,11 +5,18 @@
  * SECURED_STACK_ENV. Every command runs at trace level, and no secret may appear in its output.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ServeProcess, metricValue, uniqueName, waitFor, type TestTopics } from './harness.js';
+import {
+  ServeProcess,
+  metricValue,
+  runCli,
+  uniqueName,
+  waitFor,
+  type CliRun,
+  type TestTopics,
+} from './harness.js';
 
 const envFile = process.env.SECURED_STACK_ENV;
 if (!envFile) {
@@ -35,38 +42,20 @@ const WRONG_PASSWORD = 'not-the-password-7f3a';
 /** Everything any process printed in this file, checked for secrets at the end. */
 const outputs: string[] = [];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function run(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/src/cli.js', ...args], {
-      env: {
-        PATH: process.env.PATH,
-        KAFKAJS_NO_PARTITIONER_WARNING: '1',
-        STREAMSCORE_LOG_LEVEL: 'trace',
-        STREAMSCORE_METRICS_PORT: '0',
-        STREAMSCORE_METRICS_HOST: '127.0.0.1',
-        ...clientEnv,
-        ...env,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      outputs.push(stdout, stderr);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
+async function run(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliRun> {
+  const result = await runCli(
+    args,
+    {
+      STREAMSCORE_LOG_LEVEL: 'trace',
+      STREAMSCORE_METRICS_PORT: '0',
+      STREAMSCORE_METRICS_HOST: '127.0.0.1',
+      ...clientEnv,
+      ...env,
+    },
+    timeoutMs,
+  );
+  outputs.push(result.stdout, result.stderr);
+  return result;
 }
 
 function topicsFor(prefix: string): TestTopics {
@@ -91,7 +80,7 @@ function topicEnv(topics: TestTopics): Record<string, string> {
 }
 
 /** A refusal: exit code 4 within `withinMs`, with this error code and message on stderr. */
-function assertRefused(result: Run, code: string, message: RegExp, withinMs = 5_000): void {
+function assertRefused(result: CliRun, code: string, message: RegExp, withinMs = 5_000): void {
   assert.equal(result.code, 4, result.stderr);
   assert.match(result.stderr, new RegExp(`^streamscore: ${code} \\(`, 'm'), result.stderr);
   assert.match(result.stderr, message, result.stderr);

@@ -381,6 +381,14 @@ advertised.listeners=PLAINTEXT://${HOST}:${KAFKA_PORT}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+EOF
+  single_node_properties >>"${RUN_DIR}/server.properties"
+  write_kafka_log_config
+}
+
+# Broker settings both variants share: one node, its data folder, no waiting on a lone member.
+single_node_properties() {
+  cat <<EOF
 log.dirs=${KAFKA_DATA}
 num.partitions=1
 auto.create.topics.enable=true
@@ -395,7 +403,6 @@ group.initial.rebalance.delay.ms=0
 broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=2500
 EOF
-  write_kafka_log_config
 }
 
 write_secure_kafka_config() {
@@ -421,18 +428,8 @@ ssl.truststore.type=PEM
 ssl.truststore.location=${TLS_DIR}/ca.pem
 ssl.client.auth=requested
 ssl.endpoint.identification.algorithm=https
-log.dirs=${KAFKA_DATA}
-num.partitions=1
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-broker.heartbeat.interval.ms=500
-broker.session.timeout.ms=2500
 EOF
+  single_node_properties >>"${RUN_DIR}/server.properties"
   chmod 600 "${RUN_DIR}/server.properties"
 }
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { readReference, type DistributionProfile } from '../drift/reference.js';
 import { StreamscoreError, describeError } from '../errors.js';
 import { ModelRunner, type RunnerOptions } from '../inference/runner.js';
+import { Random } from '../produce/generator.js';
 import type { ModelRepository } from './repository.js';
 
 /** Reference rows a variant is checked on. */
@@ -22,18 +23,6 @@ export interface VariantCheck {
   rows: number;
   maxScoreDiff: number;
   agreement: number;
-}
-
-/** mulberry32: small, seeded, the same sequence on every machine. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const QUANTILE_POINTS: readonly [string, number][] = [
@@ -82,11 +71,11 @@ export function referenceRows(
     if (profile === undefined) throw new Error(`the reference profile has no feature "${name}"`);
     return featureSampler(profile);
   });
-  const next = seeded(SEED);
+  const random = new Random(SEED);
   const matrix = new Float32Array(rows * featureNames.length);
   for (let row = 0; row < rows; row += 1) {
     for (let column = 0; column < samplers.length; column += 1) {
-      matrix[row * samplers.length + column] = samplers[column]!(next());
+      matrix[row * samplers.length + column] = samplers[column]!(random.uniform());
     }
   }
   return matrix;

@@ -2,17 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReplayComparison, samplePoint, scoreOf } from '../../src/backfill/compare.js';
 import type { Prediction } from '../../src/codec/predictions.js';
+import { Random } from '../../src/produce/generator.js';
 
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
+/** A seeded uniform generator, so a failure can be replayed. */
 function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  const source = new Random(seed);
+  return () => source.uniform();
 }
 
 function prediction(id: string, version: string, route: string, score: number, time: number): Prediction {

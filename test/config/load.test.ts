@@ -4,17 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
-import { StreamscoreError } from '../../src/errors.js';
-
-function problemsOf(run: () => unknown): string[] {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof StreamscoreError && error.code === 'CONFIG_INVALID');
-    return error.context.problems as string[];
-  }
-  assert.fail('expected CONFIG_INVALID');
-}
+import { problemsOf } from '../support/config.js';
 
 describe('loadConfig', () => {
   it('gives defaults and freezes the result', () => {

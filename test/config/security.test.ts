@@ -4,17 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig, secretFlags } from '../../src/config/load.js';
-import { StreamscoreError } from '../../src/errors.js';
-
-function problemsOf(run: () => unknown): string[] {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof StreamscoreError && error.code === 'CONFIG_INVALID');
-    return error.context.problems as string[];
-  }
-  assert.fail('expected CONFIG_INVALID');
-}
+import { problemsOf } from '../support/config.js';
 
 describe('security settings', () => {
   const dir = mkdtempSync(join(tmpdir(), 'streamscore-secrets-'));
