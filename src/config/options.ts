@@ -287,6 +287,13 @@ export const OPTIONS = {
     default: [],
     description: 'Comma-separated versions that score every batch into the shadow topic.',
   },
+  fallbackVersion: {
+    kind: 'string',
+    env: 'STREAMSCORE_FALLBACK_VERSION',
+    default: '',
+    description:
+      'Version that scores a batch the primary or canary fails on (route fallback) before anything is dead-lettered; empty for none.',
+  },
   routingFile: {
     kind: 'string',
     env: 'STREAMSCORE_ROUTING_FILE',

@@ -14,6 +14,8 @@ export interface Routing {
   readonly primary: ModelRunner;
   readonly canary: { readonly runner: ModelRunner; readonly share: number } | undefined;
   readonly shadows: readonly ModelRunner[];
+  /** Scores what the primary or canary fails on; undefined when none is routed (or it failed to load). */
+  readonly fallback?: ModelRunner | undefined;
 }
 
 /** A routing in use; release() once the work that read it is done. */
@@ -129,7 +131,8 @@ export class LiveModels {
       const runner = await this.#load(version, versions);
       if (runner !== undefined) shadows.push(runner);
     }
-    const routing: Routing = { primary, canary, shadows };
+    const fallback = spec.fallback === undefined ? undefined : await this.#load(spec.fallback, versions);
+    const routing: Routing = { primary, canary, shadows, fallback };
     const previous = this.#current;
     if (previous !== undefined && sameRouting(previous, routing)) return previous;
     this.#current = routing;
@@ -271,6 +274,7 @@ export class ModelUnavailableError extends Error {
 function runnersOf(routing: Routing): ModelRunner[] {
   const runners = [routing.primary, ...routing.shadows];
   if (routing.canary !== undefined) runners.push(routing.canary.runner);
+  if (routing.fallback !== undefined) runners.push(routing.fallback);
   return [...new Set(runners)];
 }
 
@@ -279,6 +283,7 @@ function sameRouting(a: Routing, b: Routing): boolean {
     a.primary === b.primary &&
     a.canary?.runner === b.canary?.runner &&
     a.canary?.share === b.canary?.share &&
+    a.fallback === b.fallback &&
     a.shadows.length === b.shadows.length &&
     a.shadows.every((runner, i) => runner === b.shadows[i])
   );

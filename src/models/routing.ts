@@ -8,6 +8,8 @@ export interface RoutingSpec {
   primary: string;
   canary?: { version: string; share: number } | undefined;
   shadows: string[];
+  /** Scores a batch the primary or canary fails on, so it is published rather than dead-lettered. */
+  fallback?: string | undefined;
 }
 
 /**
@@ -17,7 +19,13 @@ export interface RoutingSpec {
 export async function readRouting(
   config: Pick<
     Config,
-    'model' | 'modelVersion' | 'canaryVersion' | 'canaryShare' | 'shadowVersions' | 'routingFile'
+    | 'model'
+    | 'modelVersion'
+    | 'canaryVersion'
+    | 'canaryShare'
+    | 'shadowVersions'
+    | 'fallbackVersion'
+    | 'routingFile'
   >,
 ): Promise<RoutingSpec> {
   if (config.routingFile !== '') {
@@ -40,6 +48,7 @@ export async function readRouting(
           ? undefined
           : { version: config.canaryVersion, share: config.canaryShare },
       shadows: [...config.shadowVersions],
+      ...(config.fallbackVersion === '' ? {} : { fallback: config.fallbackVersion }),
     },
     'settings',
   );
@@ -69,10 +78,12 @@ export function parseRoutingFile(text: string, model: string, where: string): Ro
     throw new StreamscoreError('CONFIG_INVALID', `${where}: "${model}" must be an object`);
   const problems: string[] = [];
   for (const key of Object.keys(entry)) {
-    if (!['primary', 'canary', 'shadows'].includes(key))
-      problems.push(`unknown key "${key}" (allowed: primary, canary, shadows)`);
+    if (!['primary', 'canary', 'shadows', 'fallback'].includes(key))
+      problems.push(`unknown key "${key}" (allowed: primary, canary, shadows, fallback)`);
   }
-  const { primary, canary, shadows } = entry;
+  const { primary, canary, shadows, fallback } = entry;
+  if (fallback !== undefined && fallback !== null && typeof fallback !== 'string')
+    problems.push('"fallback" must be a version string');
   if (typeof primary !== 'string') problems.push('"primary" must be a string: "latest" or a version');
   let canarySpec: RoutingSpec['canary'];
   if (canary !== undefined && canary !== null) {
@@ -89,7 +100,12 @@ export function parseRoutingFile(text: string, model: string, where: string): Ro
     throw new StreamscoreError('CONFIG_INVALID', `${where}: model "${model}": ${problems.join('; ')}`);
   }
   return checkSpec(
-    { primary: primary as string, canary: canarySpec, shadows: (shadows as string[] | undefined) ?? [] },
+    {
+      primary: primary as string,
+      canary: canarySpec,
+      shadows: (shadows as string[] | undefined) ?? [],
+      ...(typeof fallback === 'string' && fallback !== '' ? { fallback } : {}),
+    },
     `${where}: model "${model}"`,
   );
 }
@@ -103,6 +119,7 @@ function checkSpec(spec: RoutingSpec, where: string): RoutingSpec {
     if (version === 'latest') problems.push('the canary must name a version, not "latest"');
   }
   if (spec.shadows.includes('latest')) problems.push('shadows must name versions, not "latest"');
+  if (spec.fallback === 'latest') problems.push('the fallback must name a version, not "latest"');
   if (new Set(spec.shadows).size !== spec.shadows.length) problems.push('a shadow version is listed twice');
   if (problems.length > 0) throw new StreamscoreError('CONFIG_INVALID', `${where}: ${problems.join('; ')}`);
   return spec;

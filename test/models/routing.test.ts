@@ -53,9 +53,15 @@ describe('routing', () => {
       canaryVersion: '2',
       canaryShare: 0.25,
       shadowVersions: ['3'],
+      fallbackVersion: '1',
       routingFile: '',
     });
-    assert.deepEqual(spec, { primary: '1', canary: { version: '2', share: 0.25 }, shadows: ['3'] });
+    assert.deepEqual(spec, {
+      primary: '1',
+      canary: { version: '2', share: 0.25 },
+      shadows: ['3'],
+      fallback: '1',
+    });
   });
 
   it('places keys uniformly and stably, so a share is the fraction of keys it takes', () => {

@@ -77,6 +77,7 @@ describe('ModelWatcher', () => {
           canaryVersion: '',
           canaryShare: 0,
           shadowVersions: [],
+          fallbackVersion: '',
           routingFile,
         }),
       routingFile,
