@@ -22,8 +22,10 @@ const STALL_BACKOFF_MS = { first: 1_000, max: 30_000 };
 /** One event's place in a batch: which version scores it, and how it ended. */
 interface Slot {
   item: Pending;
-  route: 'primary' | 'canary';
+  route: 'primary' | 'canary' | 'fallback';
   runner: ModelRunner;
+  /** The version that failed on this event before the fallback scored it. */
+  from?: ModelRunner;
   outputs?: Readonly<Record<string, number>>;
   /** The outputs came from the prediction cache. */
   cached?: boolean;
@@ -32,6 +34,19 @@ interface Slot {
 
 /** Set on a prediction whose outputs came from the prediction cache. */
 export const CACHE_HEADER = 'streamscore.cache';
+/** Set on a prediction the fallback scored: the version that failed on its event. */
+export const FALLBACK_HEADER = 'streamscore.fallback-from';
+
+/** Batches in a row a version fails before its circuit opens (it is taken out of routing). */
+export const CIRCUIT_BATCHES = 3;
+
+/** How a version has been doing: batches in a row it failed, and whether its circuit is open. */
+interface Breaker {
+  failedBatches: number;
+  open: boolean;
+  /** Its last batch needed the fallback: said once when it starts and once when it stops. */
+  fallingBack: boolean;
+}
 
 /**
  * batch -> route -> infer -> publish: one loop takes batches from the batcher in order, scores each
@@ -62,6 +77,8 @@ export class ScoringStage {
   readonly #routeName: string | undefined;
   /** Prediction caches by loaded version, while the routing that loaded them is live. */
   readonly #caches = new Map<ModelRunner, PredictionCache>();
+  /** Failure counts and circuits of the versions in the live routing (reset when it changes). */
+  readonly #breakers = new Map<ModelRunner, Breaker>();
   readonly #evictionsSeen = new WeakMap<PredictionCache, number>();
   readonly #cacheLimits: CacheLimits | undefined;
   #loop: Promise<void> | undefined;
@@ -108,6 +125,25 @@ export class ScoringStage {
     this.#reread = options.reread;
     this.#acknowledged = options.acknowledged;
     this.#onFatal = options.onFatal;
+  }
+
+  /**
+   * The routing changed (an operator's change, or a version loaded again because its files
+   * changed): circuits close, so an opened version is tried again, and caches are dropped.
+   */
+  routingChanged(): void {
+    for (const [runner, breaker] of this.#breakers) {
+      if (breaker.open) {
+        const { name: model, version } = runner.metadata;
+        this.#metrics.circuitOpen.set({ model, version }, 0);
+        this.#log.info(
+          { model, version },
+          `${model}/${version}: circuit closed by a routing change; it is tried again`,
+        );
+      }
+    }
+    this.#breakers.clear();
+    this.dropCaches();
   }
 
   /** Drops every prediction cache: the routing changed, or a version was loaded again. */
@@ -196,21 +232,116 @@ export class ScoringStage {
     const hold = this.#live.hold();
     try {
       const { routing } = hold;
-      const share = routing.canary?.share ?? 0;
-      const slots: Slot[] = items.map((item) =>
-        share > 0 && keyPosition(item.event.entity_key) < share
-          ? { item, route: 'canary', runner: routing.canary!.runner }
-          : { item, route: 'primary', runner: routing.primary },
-      );
+      const { primary, fallback } = routing;
+      // A version whose circuit is open is out of routing: the canary's keys go to the primary,
+      // the primary's to the fallback.
+      const canary =
+        routing.canary !== undefined && !this.#isOpen(routing.canary.runner) ? routing.canary : undefined;
+      const primaryOut = fallback !== undefined && this.#isOpen(primary);
+      const share = canary?.share ?? 0;
+      const slots: Slot[] = items.map((item) => {
+        if (share > 0 && keyPosition(item.event.entity_key) < share)
+          return { item, route: 'canary', runner: canary!.runner };
+        if (primaryOut) return { item, route: 'fallback', runner: fallback, from: primary };
+        return { item, route: 'primary', runner: primary };
+      });
       for (const runner of new Set(slots.map((slot) => slot.runner))) {
-        await this.#scoreWith(
+        // What the canary fails on goes to the fallback, or to the primary when there is none.
+        const instead =
+          runner === primary ? fallback : runner === fallback ? undefined : (fallback ?? primary);
+        await this.#scoreOrFallBack(
           runner,
           slots.filter((slot) => slot.runner === runner),
+          instead,
         );
       }
       this.#publish(slots, started, routing.shadows.length > 0 ? hold.retain() : undefined);
     } finally {
       hold.release();
+    }
+  }
+
+  #isOpen(runner: ModelRunner): boolean {
+    return this.#breakers.get(runner)?.open === true;
+  }
+
+  /**
+   * Scores the slots with their version; what it fails on (the whole batch, or rows it fails on or
+   * scores as non-finite) is scored by `instead`, and dead-lettered only if that fails too. Without
+   * `instead`, a version failing as a whole stalls the stage, as before. Each batch counts for the
+   * version's circuit: CIRCUIT_BATCHES failed batches in a row open it.
+   */
+  async #scoreOrFallBack(
+    runner: ModelRunner,
+    slots: Slot[],
+    instead: ModelRunner | undefined,
+  ): Promise<void> {
+    let whole = false;
+    try {
+      await this.#scoreWith(runner, slots);
+    } catch (error) {
+      if (!(error instanceof VersionFailingError) || instead === undefined) throw error;
+      whole = true;
+    }
+    const failing = slots.filter((slot) =>
+      whole
+        ? slot.outputs === undefined &&
+          (slot.rejected === undefined || slot.rejected.reason === 'INFERENCE_FAILED')
+        : slot.rejected?.reason === 'INFERENCE_FAILED',
+    );
+    if (instead === undefined) return;
+    this.#count(runner, whole || failing.length * 2 > slots.length, failing.length, instead);
+    if (failing.length === 0) return;
+    const why = new Map<Slot, string>();
+    for (const slot of failing) {
+      why.set(slot, slot.rejected?.message ?? 'the version fails on every batch');
+      slot.rejected = undefined;
+      slot.outputs = undefined;
+      slot.from = runner;
+      slot.runner = instead;
+      slot.route = 'fallback';
+    }
+    await this.#scoreWith(instead, failing);
+    const { name: model, version } = runner.metadata;
+    let rescued = 0;
+    for (const slot of failing) {
+      if (slot.outputs !== undefined) rescued += 1;
+      else if (slot.rejected?.reason === 'INFERENCE_FAILED') {
+        slot.rejected.message = `${why.get(slot)}; fallback ${instead.metadata.version}: ${slot.rejected.message}`;
+      }
+    }
+    if (rescued > 0) {
+      this.#metrics.fallbackEvents.inc(
+        { model, version, fallback_version: instead.metadata.version },
+        rescued,
+      );
+    }
+  }
+
+  /** Counts a batch for a version's circuit, and says when it starts or stops falling back. */
+  #count(runner: ModelRunner, failedBatch: boolean, failedRows: number, instead: ModelRunner): void {
+    const breaker = this.#breakers.get(runner) ?? { failedBatches: 0, open: false, fallingBack: false };
+    this.#breakers.set(runner, breaker);
+    const { name: model, version } = runner.metadata;
+    const other = instead.metadata.version;
+    breaker.failedBatches = failedBatch ? breaker.failedBatches + 1 : 0;
+    if (failedRows > 0 && !breaker.fallingBack) {
+      breaker.fallingBack = true;
+      this.#log.warn(
+        { model, version, fallback: other, rows: failedRows },
+        `${model}/${version} fails: its events go to ${model}/${other}`,
+      );
+    } else if (failedRows === 0 && breaker.fallingBack) {
+      breaker.fallingBack = false;
+      this.#log.info({ model, version }, `${model}/${version} scores again without falling back`);
+    }
+    if (!breaker.open && breaker.failedBatches >= CIRCUIT_BATCHES) {
+      breaker.open = true;
+      this.#metrics.circuitOpen.set({ model, version }, 1);
+      this.#log.error(
+        { model, version, fallback: other, batches: breaker.failedBatches },
+        `${model}/${version}: circuit open after ${breaker.failedBatches} failed batches in a row; it takes no traffic until its files or the routing change`,
+      );
     }
   }
 
@@ -354,6 +485,8 @@ export class ScoringStage {
         };
         const message: Message = { key: item.source.key, value: this.#encoder.encodeNow(prediction) };
         if (slot.cached === true) message.headers = { [CACHE_HEADER]: 'hit' };
+        if (slot.from !== undefined)
+          message.headers = { ...message.headers, [FALLBACK_HEADER]: slot.from.metadata.version };
         if (recordBytes(message) <= this.#maxPredictionBytes) {
           messages.push(message);
           published.push(slot);

@@ -273,7 +273,7 @@ export class ServePipeline {
   /** Routing changed: events are checked for the features of the primary and the canary. */
   routingChanged(routing: Routing): void {
     // Cached outputs belong to the routing that computed them (a reloaded version is a new one).
-    this.#scoring.dropCaches();
+    this.#scoring.routingChanged();
     const layout = routing.primary.featureNames;
     const required = new Set(layout);
     for (const name of routing.canary?.runner.featureNames ?? []) required.add(name);

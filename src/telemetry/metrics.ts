@@ -137,6 +137,18 @@ export function createServeMetrics(registry: Registry) {
       labelNames: ['model', 'version'] as const,
       registers,
     }),
+    fallbackEvents: new Counter({
+      name: 'streamscore_fallback_events_total',
+      help: 'Events a version failed on (runtime error or non-finite output) that its fallback scored and published (route fallback).',
+      labelNames: ['model', 'version', 'fallback_version'] as const,
+      registers,
+    }),
+    circuitOpen: new Gauge({
+      name: 'streamscore_circuit_open',
+      help: '1 while a version is out of routing after failing batch after batch (until its files or the routing change).',
+      labelNames: ['model', 'version'] as const,
+      registers,
+    }),
     cacheHits: new Counter({
       name: 'streamscore_cache_hits_total',
       help: 'Events whose outputs came from the prediction cache (an identical feature row scored before by this version).',

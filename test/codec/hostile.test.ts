@@ -335,10 +335,21 @@ async function decoders() {
   return { decoder, records: new RecordDecoder(schemas, LIMITS.maxValueBytes) };
 }
 
+/**
+ * How long `what` takes; past BOUND_MS it is run again (up to four more times) and the fastest run
+ * counts. A garbage collection or a descheduled thread does not repeat itself run after run; a
+ * value that is slow to decode is slow every time.
+ */
 function timed<T>(what: () => T): { value: T; ms: number } {
-  const started = performance.now();
+  let started = performance.now();
   const value = what();
-  return { value, ms: performance.now() - started };
+  let ms = performance.now() - started;
+  for (let again = 0; again < 4 && ms >= BOUND_MS; again += 1) {
+    started = performance.now();
+    what();
+    ms = Math.min(ms, performance.now() - started);
+  }
+  return { value, ms };
 }
 
 function checkResult(result: DecodeResult, where: string): void {

@@ -23,7 +23,7 @@ import { DeadLetters } from '../../src/pipeline/dead-letters.js';
 import { DecodeStage, type Pending, type Taken } from '../../src/pipeline/decode-stage.js';
 import { PipelineHealth } from '../../src/pipeline/health.js';
 import type { CacheLimits } from '../../src/pipeline/prediction-cache.js';
-import { CACHE_HEADER, ScoringStage } from '../../src/pipeline/scoring.js';
+import { CACHE_HEADER, CIRCUIT_BATCHES, FALLBACK_HEADER, ScoringStage } from '../../src/pipeline/scoring.js';
 import { ShadowScorer } from '../../src/pipeline/shadow.js';
 import { createRegistry, createServeMetrics } from '../../src/telemetry/metrics.js';
 import { RecordingProducer } from '../support/producers.js';
@@ -439,6 +439,108 @@ describe('ScoringStage', () => {
     );
     assert.equal(header(letters[0]!, DLQ_HEADERS.message), 'fraud/6: output "score" is Infinity');
     assert.equal(s.capacity.pending, 0);
+  });
+
+  it('scores what a version fails on with the fallback: published with route fallback, nothing dead-lettered', async () => {
+    const live = await liveWith({ primary: '6', shadows: [], fallback: '2' });
+    const s = setup(live);
+    const amounts = [0, 12.5, 0, 80, 0];
+    const items = amounts.map((amount, i) => s.pending({ id: `e${i}`, features: featuresOf(i, { amount }) }));
+    const fallback = live.current!.fallback!;
+    const expected = await scoresOf(fallback, [items[1]!.features, items[3]!.features]);
+    s.scoring.start();
+    for (const item of items) s.batcher.add(item);
+    await s.drain();
+
+    const published = s.predictions();
+    const predictions = published.map(decodePrediction);
+    assert.deepEqual(
+      predictions.map((p) => `${p.request_id}:${p.model_version}:${p.route}`),
+      ['e0:6:primary', 'e1:2:fallback', 'e2:6:primary', 'e3:2:fallback', 'e4:6:primary'],
+      'in event order, each once',
+    );
+    assert.deepEqual([predictions[1]!.outputs.score, predictions[3]!.outputs.score], expected);
+    assert.deepEqual(
+      published.map((m) => header(m, FALLBACK_HEADER)),
+      [undefined, '6', undefined, '6', undefined],
+    );
+    assert.equal(s.deadLetters().length, 0);
+    assert.deepEqual(await countsOf(s.metrics.fallbackEvents, ['version', 'fallback_version']), { '6:2': 2 });
+    assert.equal(s.capacity.pending, 0);
+  });
+
+  it('dead-letters only what the fallback fails on too, saying why both failed', async () => {
+    const live = await liveWith({ primary: '6', shadows: [], fallback: '7' });
+    const s = setup(live);
+    const items = [
+      s.pending({ id: 'ok', features: featuresOf(1, { amount: 0 }) }),
+      s.pending({ id: 'rescued', features: featuresOf(2, { amount: 5 }) }),
+      s.pending({ id: 'lost', features: featuresOf(3, { amount: 5, hour_of_day: 30 }) }),
+    ];
+    s.scoring.start();
+    for (const item of items) s.batcher.add(item);
+    await s.drain();
+    assert.deepEqual(
+      s
+        .predictions()
+        .map(decodePrediction)
+        .map((p) => `${p.request_id}:${p.route}`),
+      ['ok:primary', 'rescued:fallback'],
+    );
+    const letters = s.deadLetters();
+    assert.equal(letters.length, 1);
+    assert.equal(header(letters[0]!, DLQ_HEADERS.reason), 'INFERENCE_FAILED');
+    assert.match(header(letters[0]!, DLQ_HEADERS.message)!, /^fraud\/6: .*Infinity; fallback 7: fraud\/7: /);
+  });
+
+  it('takes a version that fails batch after batch out of routing until the routing changes', async () => {
+    const live = await liveWith({ primary: '9', shadows: [], fallback: '1' });
+    const s = setup(live);
+    s.scoring.start();
+    const round = async (r: number) => {
+      for (let i = 0; i < 3; i += 1) s.batcher.add(s.pending({ id: `r${r}-${i}`, features: featuresOf(i) }));
+      await eventually(() => s.predictions().length === 3 * (r + 1), `round ${r}`);
+    };
+    const open = async () => (await countsOf(s.metrics.circuitOpen, ['version']))['9'] ?? 0;
+    for (let r = 0; r < CIRCUIT_BATCHES; r += 1) await round(r);
+    assert.equal(await open(), 1, 'open after CIRCUIT_BATCHES failed batches');
+    const retries = await countsOf(s.metrics.inferenceRetries, ['version', 'why']);
+    await round(CIRCUIT_BATCHES);
+    assert.deepEqual(
+      await countsOf(s.metrics.inferenceRetries, ['version', 'why']),
+      retries,
+      'an open version is not even tried',
+    );
+    assert.deepEqual(s.health.stalls, [], 'never stalled: the fallback took every batch');
+    s.scoring.routingChanged();
+    assert.equal(await open(), 0);
+    await round(CIRCUIT_BATCHES + 1);
+    assert.ok(
+      ((await countsOf(s.metrics.inferenceRetries, ['version', 'why']))['9:stall'] ?? 0) === 0,
+      'no stall while a fallback is routed',
+    );
+    const predictions = s.predictions().map(decodePrediction);
+    assert.equal(predictions.length, 3 * (CIRCUIT_BATCHES + 2));
+    assert.ok(predictions.every((p) => p.route === 'fallback' && p.model_version === '1'));
+    assert.equal(s.deadLetters().length, 0);
+    await s.drain();
+  });
+
+  it('sends what a canary fails on to the primary when no fallback is routed', async () => {
+    const live = await liveWith({ primary: '2', canary: { version: '6', share: 1 }, shadows: [] });
+    const s = setup(live);
+    const items = [0, 7].map((amount, i) => s.pending({ id: `e${i}`, features: featuresOf(i, { amount }) }));
+    s.scoring.start();
+    for (const item of items) s.batcher.add(item);
+    await s.drain();
+    assert.deepEqual(
+      s
+        .predictions()
+        .map(decodePrediction)
+        .map((p) => `${p.request_id}:${p.model_version}:${p.route}`),
+      ['e0:6:canary', 'e1:2:fallback'],
+    );
+    assert.equal(s.deadLetters().length, 0);
   });
 
   it('stalls on a version that fails every batch, and publishes the same batch once another is live', async () => {
