@@ -68,7 +68,7 @@ export function parseSteps(text: string, defaultHoldMs: number): RolloutStep[] {
   for (const part of text.split(',')) {
     const [shareText, holdText] = part.trim().split(':');
     const percent = shareText?.endsWith('%') === true;
-    const share = Number(percent ? shareText!.slice(0, -1) : shareText) / (percent ? 100 : 1);
+    const share = Number(percent ? shareText.slice(0, -1) : shareText) / (percent ? 100 : 1);
     if (shareText === undefined || shareText === '' || !(share > 0 && share <= 1)) {
       throw usage(
         `rollout steps: ${JSON.stringify(part)} is not SHARE[:HOLD] with a share above 0 and up to 100%`,
