@@ -335,12 +335,17 @@ export class KafkaIntake {
     if (this.#stopping || batch.isEmpty()) return;
     const { topic, partition } = batch;
     const metrics = this.#metrics;
-    metrics.consumerLag.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
+    const lease = this.#ledger.lease(topic, partition);
+    const range = lease.range;
+    // A bounded replay's lag is what is left of its range, not of the topic.
+    const lag =
+      range === undefined
+        ? Number(batch.offsetLag())
+        : Math.max(0, Number(range.end - BigInt(batch.lastOffset()) - 1n));
+    metrics.consumerLag.set({ topic, partition: String(partition) }, lag);
     const oldest = Number(batch.messages[0]?.timestamp);
     if (oldest > 0)
       metrics.stageSeconds.observe({ stage: 'fetch' }, Math.max(0, Date.now() - oldest) / 1_000);
-    const lease = this.#ledger.lease(topic, partition);
-    const range = lease.range;
     // A bounded lease not positioned yet: nothing is resolved, so the records are fetched again.
     if (this.#bounds !== undefined && (range === undefined || lease.readThrough)) return;
     // Whether records of this batch may still be taken. Only an await lets a rebalance, a seek or a
