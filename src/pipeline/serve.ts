@@ -232,7 +232,7 @@ export class ServePipeline {
     }
     this.#log.info(
       { topic: settings.requestsTopic, groupId: settings.groupId, model: live.model },
-      'serving: consuming requests',
+      this.#deps.replay === undefined ? 'serving: consuming requests' : 'backfill: consuming its range',
     );
   }
 
