@@ -209,7 +209,7 @@ export async function changeRoute(
     await producer.disconnect();
   }
   process.stdout.write(
-    `${current?.entry === undefined ? '(none)' : describeSpec(current.entry.spec)} -> ${describeSpec(spec)}\n` +
+    `${describeSpec(base)}${current?.entry === undefined ? ' (settings)' : ''} -> ${describeSpec(spec)}\n` +
       show(config, { entry, offset }),
   );
   return 0;
