@@ -129,11 +129,12 @@ export class RoutingFollower {
       eachBatch: async ({ batch }) => {
         for (const message of batch.messages) {
           if (message.key?.toString() === this.#model) await this.#read(message.value, message.offset);
-          const end = ends.get(batch.partition);
-          if (end !== undefined && BigInt(message.offset) + 1n >= end) {
-            ends.delete(batch.partition);
-            if (ends.size === 0) caughtUp();
-          }
+        }
+        // lastOffset() counts records compaction removed from the batch too.
+        const end = ends.get(batch.partition);
+        if (end !== undefined && BigInt(batch.lastOffset()) + 1n >= end) {
+          ends.delete(batch.partition);
+          if (ends.size === 0) caughtUp();
         }
       },
     });
