@@ -127,7 +127,7 @@ export async function describeModel(config: Config, name: string | undefined): P
   const lines: string[] = [`model ${name} (${repository.root}/${name})`];
   if (spec !== undefined) {
     lines.push(
-      `routing (${config.routingFile === '' ? 'settings' : config.routingFile}): primary ${spec.primary}` +
+      `routing (${config.routingSource === 'topic' ? `settings; serve follows ${config.routingTopic}, see route show` : config.routingFile === '' || config.routingSource === 'settings' ? 'settings' : config.routingFile}): primary ${spec.primary}` +
         `${spec.canary ? `, canary ${spec.canary.version} at ${spec.canary.share}` : ''}` +
         `${spec.shadows.length > 0 ? `, shadows ${spec.shadows.join(', ')}` : ''}`,
     );
