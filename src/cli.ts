@@ -216,6 +216,51 @@ const COMMANDS: Record<string, CommandSpec> = {
       );
     },
   },
+  route: {
+    summary: "Show or change a model's routing on the routing topic, which serve replicas follow.",
+    usage:
+      'streamscore route [show] | set [--primary V] [--canary V --share S] [--shadows V,V] [--fallback V] | promote | rollback [--reason TEXT]',
+    flags: {
+      primary: { type: 'string', help: "Primary version: a version or 'latest'." },
+      canary: { type: 'string', help: "Canary version; 'none' removes the canary." },
+      share: { type: 'string', help: 'Share of event keys (0 to 1) routed to the canary.' },
+      shadows: { type: 'string', help: "Comma-separated shadow versions; 'none' for none." },
+      fallback: { type: 'string', help: "Fallback version; 'none' removes it." },
+      reason: { type: 'string', help: 'Why the routing changes, kept in the record.', default: '' },
+      by: { type: 'string', help: 'Who changes it (default: user@host).' },
+      json: { type: 'boolean', help: '`route show`: print the record as JSON.' },
+    },
+    run: async (config, flags, positionals) => {
+      const [sub = 'show', extra] = positionals;
+      const commands = await import('./commands/route.js');
+      const text = (name: string) => (typeof flags[name] === 'string' ? flags[name] : undefined);
+      if (extra !== undefined)
+        throw new StreamscoreError('USAGE', `route ${sub}: unexpected ${JSON.stringify(extra)}`);
+      if (sub === 'show') return commands.showRoute(config, flags.json === true);
+      const options = { reason: String(flags.reason ?? ''), by: text('by') };
+      if (sub === 'promote' || sub === 'rollback')
+        return commands.changeRoute(config, { kind: sub }, options);
+      if (sub === 'set') {
+        const changes = {
+          primary: text('primary'),
+          canary: text('canary'),
+          share: text('share') === undefined ? undefined : share(flags, 'share'),
+          shadows: text('shadows'),
+          fallback: text('fallback'),
+        };
+        if (Object.values(changes).every((value) => value === undefined))
+          throw new StreamscoreError(
+            'USAGE',
+            'route set needs at least one of --primary, --canary, --share, --shadows, --fallback',
+          );
+        return commands.changeRoute(config, { kind: 'set', changes }, options);
+      }
+      throw new StreamscoreError(
+        'USAGE',
+        `unknown route subcommand ${JSON.stringify(sub)}; expected show, set, promote or rollback`,
+      );
+    },
+  },
 };
 
 function wholeNumber(flags: Record<string, unknown>, name: string, min: number): number {
@@ -361,12 +406,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 nothing found (tail),
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage, configuration or routing refused, 3 nothing found (tail, route show),
  * 4 credentials or trust refused (SASL, TLS certificate, registry authorisation).
  */
 export function exitCodeFor(error: unknown): number {
   if (!isStreamscoreError(error)) return 1;
-  if (error.code === 'USAGE' || error.code === 'CONFIG_INVALID') return 2;
+  if (error.code === 'USAGE' || error.code === 'CONFIG_INVALID' || error.code === 'ROUTING_INVALID') return 2;
   return SECURITY_CODES.has(error.code) ? 4 : 1;
 }
 

@@ -28,6 +28,11 @@ export const ErrorCodes = {
   SCHEMA_INVALID: 'Schema is invalid',
   /** The metrics HTTP server cannot listen on its address (the port is in use, or not permitted). */
   METRICS_PORT_UNAVAILABLE: 'Metrics port is unavailable',
+  /**
+   * A routing change names a version that is not on disk or does not load and validate, or breaks
+   * a routing rule: `route` refuses to write it, and a replica given it keeps its last good routing.
+   */
+  ROUTING_INVALID: 'Routing is invalid',
   /** A command-line argument is unknown or malformed. */
   USAGE: 'Invalid command-line usage',
 } as const;

@@ -7,7 +7,7 @@ import { refusalReason } from '../models/live.js';
 import { readRouting, type RoutingSpec } from '../models/routing.js';
 import { checkVariant, type VariantCheck } from '../models/variant.js';
 
-type Check =
+export type Check =
   | { ok: true; metadata: ModelMetadata; variant: VariantCheck | undefined }
   | { ok: false; reason: string; message: string };
 
@@ -23,7 +23,7 @@ function variantDetail(check: Check): string {
  * Loads and validates one version exactly as serve would before routing traffic to it; a refusal
  * has the reason and message serve logs (`model fraud/3 refused (checksum): ...`).
  */
-async function check(
+export async function check(
   repository: ModelRepository,
   name: string,
   version: string,
@@ -127,7 +127,7 @@ export async function describeModel(config: Config, name: string | undefined): P
   const lines: string[] = [`model ${name} (${repository.root}/${name})`];
   if (spec !== undefined) {
     lines.push(
-      `routing (${config.routingFile === '' ? 'settings' : config.routingFile}): primary ${spec.primary}` +
+      `routing (${config.routingSource === 'topic' ? `settings; serve follows ${config.routingTopic}, see route show` : config.routingFile === '' || config.routingSource === 'settings' ? 'settings' : config.routingFile}): primary ${spec.primary}` +
         `${spec.canary ? `, canary ${spec.canary.version} at ${spec.canary.share}` : ''}` +
         `${spec.shadows.length > 0 ? `, shadows ${spec.shadows.join(', ')}` : ''}`,
     );

@@ -12,6 +12,7 @@ import { startTelemetryServer, telemetryAccess } from '../telemetry/http.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createRegistry, createServeMetrics, type ServeMetrics } from '../telemetry/metrics.js';
 import { connect } from './connect.js';
+import { TopicRouting } from './serve-routing.js';
 import { Shutdown } from './shutdown.js';
 
 /**
@@ -38,17 +39,21 @@ export async function serve(config: Config): Promise<number> {
     logger,
     events: modelEvents(config.model, logger, metrics, (routing) => pipeline?.routingChanged(routing)),
   });
+  const topicRouting =
+    config.routingSource === 'topic' ? new TopicRouting({ config, live, logger, metrics }) : undefined;
   const watcher = new ModelWatcher({
     live,
-    readSpec: () => readRouting(config),
-    routingFile: config.routingFile,
+    readSpec: () => topicRouting?.spec() ?? readRouting(config),
+    ...(topicRouting === undefined ? {} : { apply: () => topicRouting.apply() }),
+    routingFile: topicRouting === undefined ? config.routingFile : '',
     intervalMs: config.reloadIntervalMs,
     logger,
   });
   let telemetry: Awaited<ReturnType<typeof startTelemetryServer>> | undefined;
   try {
     try {
-      await live.apply(await readRouting(config));
+      if (topicRouting === undefined) await live.apply(await readRouting(config));
+      else if ((await shutdown.race(topicRouting.start().then(() => true))) === undefined) return 0;
     } catch (error) {
       if (error instanceof ModelUnavailableError) throw new StreamscoreError('MODEL_INVALID', error.message);
       throw error;
@@ -100,6 +105,7 @@ export async function serve(config: Config): Promise<number> {
   } finally {
     shutdown.dispose();
     await watcher.stop();
+    await topicRouting?.stop();
     await telemetry?.close();
     await live.close();
     logger.flush();

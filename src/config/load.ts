@@ -63,6 +63,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 
   readSecretFiles(config, raw, problems);
   checkSecurity(config, problems);
+  if (config.routingSource === 'file' && config.routingFile === '')
+    problems.push('STREAMSCORE_ROUTING_SOURCE: file needs STREAMSCORE_ROUTING_FILE');
   if (problems.length > 0) {
     throw new StreamscoreError(
       'CONFIG_INVALID',

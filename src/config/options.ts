@@ -301,6 +301,21 @@ export const OPTIONS = {
     description:
       'JSON routing file (primary, canary, shadows per model), re-read while running; overrides the four settings above.',
   },
+  routingSource: {
+    kind: 'string',
+    env: 'STREAMSCORE_ROUTING_SOURCE',
+    default: 'auto',
+    choices: ['auto', 'settings', 'file', 'topic'],
+    description:
+      'Where serve takes routing from: the routing file, the settings, or the routing topic (the latest record for the model, followed while running); auto is the file when STREAMSCORE_ROUTING_FILE is set, else the settings.',
+  },
+  routingTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_ROUTING_TOPIC',
+    default: 'streamscore.routing',
+    description:
+      'Compacted topic of RoutingRecord values keyed by model name, which `route` writes and serve follows with STREAMSCORE_ROUTING_SOURCE=topic.',
+  },
   reloadIntervalMs: {
     kind: 'integer',
     env: 'STREAMSCORE_RELOAD_INTERVAL_MS',

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, isStreamscoreError } from '../errors.js';
+import { StreamscoreError, describeError, isStreamscoreError } from '../errors.js';
 import { ModelRunner, type RunnerOptions } from '../inference/runner.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ModelRepository } from './repository.js';
@@ -93,13 +93,15 @@ export class LiveModels {
   /**
    * Makes a spec live. Throws only when nothing could serve at all (no valid primary and none
    * serving yet); otherwise keeps the best valid routing and reports refusals through events.
-   * Calls are serialised.
+   * Calls are serialised. With strict, a spec any of whose versions is refused is not applied at
+   * all: the current routing keeps serving and ROUTING_INVALID says which versions and why.
    */
-  async apply(spec: RoutingSpec): Promise<Routing> {
+  async apply(spec: RoutingSpec, options: { strict?: boolean } = {}): Promise<Routing> {
+    const strict = options.strict ?? false;
     const previous = this.#applying ?? Promise.resolve(this.#current);
     const next = previous.then(
-      () => this.#apply(spec),
-      () => this.#apply(spec),
+      () => this.#apply(spec, strict),
+      () => this.#apply(spec, strict),
     );
     this.#applying = next;
     try {
@@ -118,20 +120,37 @@ export class LiveModels {
     await Promise.all(runners.map((runner) => runner.release()));
   }
 
-  async #apply(spec: RoutingSpec): Promise<Routing> {
+  async #apply(spec: RoutingSpec, strict: boolean): Promise<Routing> {
     const versions = await this.repository.listVersions(this.model);
+    const missing: string[] = [];
+    const load = async (version: string) => {
+      const runner = await this.#load(version, versions);
+      if (runner === undefined) missing.push(version);
+      return runner;
+    };
     const primary = await this.#resolvePrimary(spec.primary, versions);
+    if (spec.primary !== 'latest' && primary.metadata.version !== spec.primary) missing.push(spec.primary);
     let canary: Routing['canary'];
     if (spec.canary !== undefined && spec.canary.share > 0) {
-      const runner = await this.#load(spec.canary.version, versions);
+      const runner = await load(spec.canary.version);
       if (runner !== undefined) canary = { runner, share: spec.canary.share };
     }
     const shadows: ModelRunner[] = [];
     for (const version of spec.shadows) {
-      const runner = await this.#load(version, versions);
+      const runner = await load(version);
       if (runner !== undefined) shadows.push(runner);
     }
-    const fallback = spec.fallback === undefined ? undefined : await this.#load(spec.fallback, versions);
+    const fallback = spec.fallback === undefined ? undefined : await load(spec.fallback);
+    if (strict && missing.length > 0) {
+      // What this spec loaded beyond the current routing is released again.
+      if (this.#current !== undefined) await this.#retireUnused(this.#current);
+      const why = missing.map((v) => `${v}: ${this.#refused.get(v)?.message ?? 'no valid version'}`);
+      throw new StreamscoreError(
+        'ROUTING_INVALID',
+        `model "${this.model}": the routing names versions that cannot serve (${why.join('; ')})`,
+        { context: { model: this.model, reason: this.#refused.get(missing[0]!)?.reason ?? 'not_found' } },
+      );
+    }
     const routing: Routing = { primary, canary, shadows, fallback };
     const previous = this.#current;
     if (previous !== undefined && sameRouting(previous, routing)) return previous;

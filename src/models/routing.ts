@@ -13,7 +13,8 @@ export interface RoutingSpec {
 }
 
 /**
- * Routing from settings: the routing file when one is set (its entry for the served model),
+ * Routing from settings: the routing file when one is set and STREAMSCORE_ROUTING_SOURCE is not
+ * settings (its entry for the served model),
  * otherwise STREAMSCORE_MODEL_VERSION / _CANARY_VERSION / _CANARY_SHARE / _SHADOW_VERSIONS.
  */
 export async function readRouting(
@@ -26,9 +27,10 @@ export async function readRouting(
     | 'shadowVersions'
     | 'fallbackVersion'
     | 'routingFile'
-  >,
+  > &
+    Partial<Pick<Config, 'routingSource'>>,
 ): Promise<RoutingSpec> {
-  if (config.routingFile !== '') {
+  if (config.routingFile !== '' && config.routingSource !== 'settings') {
     let text: string;
     try {
       text = await readFile(config.routingFile, 'utf8');
@@ -110,7 +112,8 @@ export function parseRoutingFile(text: string, model: string, where: string): Ro
   );
 }
 
-function checkSpec(spec: RoutingSpec, where: string): RoutingSpec {
+/** The rules every routing obeys, wherever it comes from; throws CONFIG_INVALID naming each broken one. */
+export function checkSpec(spec: RoutingSpec, where: string): RoutingSpec {
   const problems: string[] = [];
   if (spec.primary === '') problems.push('primary version is empty');
   if (spec.canary !== undefined) {

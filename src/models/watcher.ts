@@ -13,6 +13,7 @@ import type { RoutingSpec } from './routing.js';
 export class ModelWatcher {
   readonly #live: LiveModels;
   readonly #readSpec: () => Promise<RoutingSpec>;
+  readonly #apply: (spec: RoutingSpec) => Promise<unknown>;
   readonly #routingFile: string;
   readonly #intervalMs: number;
   readonly #log: Logger;
@@ -23,12 +24,15 @@ export class ModelWatcher {
   constructor(options: {
     live: LiveModels;
     readSpec: () => Promise<RoutingSpec>;
+    /** How a spec is made live (default: LiveModels.apply). */
+    apply?: (spec: RoutingSpec) => Promise<unknown>;
     routingFile: string;
     intervalMs: number;
     logger: Logger;
   }) {
     this.#live = options.live;
     this.#readSpec = options.readSpec;
+    this.#apply = options.apply ?? ((spec) => this.#live.apply(spec));
     this.#routingFile = options.routingFile;
     this.#intervalMs = options.intervalMs;
     this.#log = options.logger;
@@ -50,7 +54,7 @@ export class ModelWatcher {
       const fingerprint = await this.#currentFingerprint();
       if (fingerprint === this.#fingerprint) return;
       this.#fingerprint = fingerprint;
-      await this.#live.apply(await this.#readSpec());
+      await this.#apply(await this.#readSpec());
     } catch (error) {
       // A broken routing file or a folder being copied: keep serving what is live, say why once.
       this.#log.error(

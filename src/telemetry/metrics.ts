@@ -96,6 +96,18 @@ export function createServeMetrics(registry: Registry) {
       labelNames: ['model', 'version', 'result', 'reason'] as const,
       registers,
     }),
+    routingRejected: new Counter({
+      name: 'streamscore_routing_rejected_total',
+      help: 'Routing records from the routing topic not applied (the last good routing keeps serving), by reason: a refusal reason of a version it names, or invalid, undecodable.',
+      labelNames: ['model', 'reason'] as const,
+      registers,
+    }),
+    routingRecordTime: new Gauge({
+      name: 'streamscore_routing_updated_at_seconds',
+      help: 'updated_at of the routing-topic record this replica runs, Unix seconds (0 while it runs its settings).',
+      labelNames: ['model'] as const,
+      registers,
+    }),
     modelLoadSeconds: new Histogram({
       name: 'streamscore_model_load_seconds',
       help: 'Time to load, validate and warm up a model version.',

@@ -86,4 +86,12 @@ describe('loadConfig', () => {
       rmSync(dir, { recursive: true });
     }
   });
+
+  it('takes routing from the file only when one is named, and the source from a fixed list', () => {
+    assert.equal(loadConfig({ env: {} }).routingSource, 'auto');
+    const problems = problemsOf(() => loadConfig({ env: { STREAMSCORE_ROUTING_SOURCE: 'file' } }));
+    assert.deepEqual(problems, ['STREAMSCORE_ROUTING_SOURCE: file needs STREAMSCORE_ROUTING_FILE']);
+    const bad = problemsOf(() => loadConfig({ env: { STREAMSCORE_ROUTING_SOURCE: 'disk' } }));
+    assert.match(bad[0]!, /allowed values are auto, settings, file, topic/);
+  });
 });

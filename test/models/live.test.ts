@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { LiveModels, ModelUnavailableError, type Routing } from '../../src/models/live.js';
 import { ModelRepository } from '../../src/models/repository.js';
+import { StreamscoreError } from '../../src/errors.js';
 
 interface Recorded {
   loaded: string[];
@@ -97,6 +98,31 @@ describe('LiveModels', () => {
     await live.apply({ primary: 'latest', shadows: [] });
     assert.equal(events.refused.length, 2, 'a refusal is reported once until the files change');
     assert.match(live.refusals.get('4')!.message, /takes 8 features, model.json lists 7/);
+    await live.close();
+  });
+
+  it('strict: applies a spec whole or not at all, keeping the last good routing', async () => {
+    const { live, events } = setup(root);
+    const good = await live.apply({ primary: '1', shadows: [] }, { strict: true });
+    appendFileSync(join(addVersion(root, '3'), 'model.onnx'), Buffer.from('garbage'));
+    for (const spec of [
+      { primary: '2', canary: { version: '3', share: 0.1 }, shadows: [] },
+      { primary: '2', shadows: ['9'] },
+      { primary: '9', shadows: [] },
+      { primary: '2', shadows: [], fallback: '3' },
+    ]) {
+      await assert.rejects(live.apply(spec, { strict: true }), (error: unknown) => {
+        assert.ok(error instanceof StreamscoreError && error.code === 'ROUTING_INVALID', String(error));
+        assert.match(error.message, /cannot serve \((3|9): /);
+        assert.ok(['checksum', 'not_found'].includes(error.context.reason as string));
+        return true;
+      });
+      assert.equal(live.current, good, 'the last good routing keeps serving');
+    }
+    assert.equal(events.switches.length, 1);
+    // Not strict, the same spec leaves the refused canary out and switches the rest.
+    const partial = await live.apply({ primary: '2', canary: { version: '3', share: 0.1 }, shadows: [] });
+    assert.deepEqual(versionsOf(partial), { primary: '2', canary: undefined, shadows: [] });
     await live.close();
   });
 

@@ -64,6 +64,24 @@ describe('routing', () => {
     });
   });
 
+  it('reads the settings, not a routing file, when the routing source is settings', async () => {
+    const settings = {
+      model: 'fraud',
+      modelVersion: '1',
+      canaryVersion: '',
+      canaryShare: 0,
+      shadowVersions: [],
+      fallbackVersion: '',
+      routingFile: '/nonexistent/routing.json',
+    };
+    assert.deepEqual(await readRouting({ ...settings, routingSource: 'settings' }), {
+      primary: '1',
+      canary: undefined,
+      shadows: [],
+    });
+    await assert.rejects(readRouting({ ...settings, routingSource: 'auto' }), /Cannot read routing file/);
+  });
+
   it('places keys uniformly and stably, so a share is the fraction of keys it takes', () => {
     assert.equal(keyPosition('entity-1'), keyPosition(Buffer.from('entity-1')));
     const positions = Array.from({ length: 20_000 }, (_, i) => keyPosition(`entity-${i}`));
