@@ -12,7 +12,7 @@ import { StreamscoreError } from '../../src/errors.js';
 import { DriftReader, type DriftRecordContext } from '../../src/pipeline/drift-reader.js';
 import { StaticSchemas } from '../support/schemas.js';
 
-const TOPICS = { requests: 'requests', predictions: 'predictions', shadow: 'shadow' };
+const TOPICS = { requests: 'requests', predictions: 'predictions', shadow: 'shadow', outcomes: 'outcomes' };
 const LIMITS = { maxValueBytes: 1_048_576, maxFeatures: 10_000 };
 const featureSchema = JSON.parse(readFileSync('schemas/feature-event.avsc', 'utf8')) as {
   fields: object[];
