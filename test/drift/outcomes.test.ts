@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import avro from 'avsc';
+import { Registry } from 'prom-client';
+import { createDriftMetrics, recordReport } from '../../src/drift/metrics.js';
 import { DriftMonitor, type SkipReason } from '../../src/drift/monitor.js';
 import { OutcomeJoin, labelOf } from '../../src/drift/outcomes.js';
 import { parseReference } from '../../src/drift/reference.js';
+import { qualitySnapshot } from '../../src/drift/report.js';
 import { versionProfile } from '../../src/drift/window.js';
 import { ManualClock } from './simulator.js';
 
@@ -154,5 +159,43 @@ describe('drift monitor with outcomes', () => {
     assert.equal(flushed?.quality?.settled, 1);
     assert.equal(flushed?.quality?.matched, 0);
     assert.equal(flushed?.quality?.outcome_share, 0);
+  });
+
+  it('writes quality that old readers skip and reads old reports as without quality', async () => {
+    const monitor = new DriftMonitor({ profiles: [versionProfile(reference, 0.5)] });
+    monitor.onPrediction(prediction(1, 0.9));
+    monitor.onPrediction(prediction(2, 0.3));
+    monitor.onOutcome(outcome(1, 1));
+    monitor.onOutcome(outcome(2, 0));
+    const [report] = monitor.flush();
+    assert.ok(report?.quality);
+
+    const schema = JSON.parse(readFileSync('schemas/drift-report.avsc', 'utf8')) as {
+      fields: { name: string }[];
+    };
+    const current = avro.Type.forSchema(schema as avro.Schema);
+    const old = avro.Type.forSchema({
+      ...schema,
+      fields: schema.fields.filter((f) => f.name !== 'quality'),
+    } as avro.Schema);
+    const written = current.toBuffer(report);
+    assert.deepEqual({ ...(current.fromBuffer(written) as typeof report).quality }, report.quality);
+    const byOldReader = old.fromBuffer(written, old.createResolver(current)) as Record<string, unknown>;
+    assert.equal(byOldReader.model_version, '1');
+    assert.equal('quality' in byOldReader, false);
+    const { quality: _dropped, ...before } = report;
+    const oldRecord = current.fromBuffer(old.toBuffer(before), current.createResolver(old)) as typeof report;
+    assert.equal(oldRecord.quality, null);
+
+    const registry = new Registry();
+    const metrics = createDriftMetrics(registry);
+    recordReport(metrics, report);
+    const gauge = async (name: string) =>
+      (await registry.getSingleMetric(name)!.get()).values.find((v) => v.labels.version === '1')?.value;
+    assert.equal(await gauge('streamscore_drift_quality_auc'), 1);
+    assert.equal(await gauge('streamscore_drift_quality_outcome_ratio'), 1);
+    assert.equal(await gauge('streamscore_drift_quality_matched_events'), 2);
+    assert.equal(await gauge('streamscore_drift_quality_precision'), 1);
+    assert.deepEqual(qualitySnapshot(report)?.auc, 1);
   });
 });
