@@ -52,6 +52,16 @@ const COMMANDS: Record<string, CommandSpec> = {
         help: "Share of events (0-1) repeating an earlier event's features exactly (prediction cache traffic).",
         default: '0',
       },
+      outcomes: {
+        type: 'boolean',
+        help: "After the events, write their outcomes (labels drawn from the spec's label rule) to the outcomes topic.",
+      },
+      'outcome-share': { type: 'string', help: 'Share of events (0-1) that get an outcome.', default: '1' },
+      'outcome-delay-ms': {
+        type: 'string',
+        help: 'Wait after the last event before writing the outcomes, milliseconds.',
+        default: '0',
+      },
     },
     run: async (config, flags) =>
       (await import('./commands/produce.js')).produce(config, {
@@ -62,6 +72,10 @@ const COMMANDS: Record<string, CommandSpec> = {
         runId: typeof flags['run-id'] === 'string' ? flags['run-id'] : randomBytes(4).toString('hex'),
         spec: typeof flags.spec === 'string' ? flags.spec : undefined,
         repeatShare: share(flags, 'repeat-share'),
+        outcomes:
+          flags.outcomes === true
+            ? { share: share(flags, 'outcome-share'), delayMs: wholeNumber(flags, 'outcome-delay-ms', 0) }
+            : undefined,
         drift:
           typeof flags.shift === 'string' || typeof flags.mix === 'string'
             ? {

@@ -18,7 +18,7 @@ import { connect } from './connect.js';
 import { Shutdown } from './shutdown.js';
 
 /**
- * `streamscore drift`: reads the requests, predictions and shadow-predictions topics in its own
+ * `streamscore drift`: reads the requests, predictions, shadow-predictions and outcomes topics in its own
  * consumer group and writes one DriftReport per window and model version (see DriftPipeline). Runs
  * until SIGTERM/SIGINT or a fatal error; resolves to the exit code. A signal at any point, start-up
  * included, stops cleanly with status 0.
@@ -37,6 +37,7 @@ export async function drift(config: Config): Promise<number> {
       thresholds,
       window: { maxEvents: config.driftWindowEvents, maxDurationMs: config.driftWindowMs },
       join: { ttlMs: config.driftJoinMs, maxEntries: 100_000 },
+      outcomes: { ttlMs: config.outcomesJoinMs, maxEntries: config.outcomesJoinEntries },
       onSkip: (reason) => metrics.skipped.inc({ reason }),
       onMissingReference: (model, version) =>
         logger.warn(
@@ -55,7 +56,13 @@ export async function drift(config: Config): Promise<number> {
     );
     if (shutdown.isRequested) return 0;
 
-    const topics = [config.requestsTopic, config.predictionsTopic, config.shadowTopic, config.driftTopic];
+    const topics = [
+      config.requestsTopic,
+      config.predictionsTopic,
+      config.shadowTopic,
+      config.outcomesTopic,
+      config.driftTopic,
+    ];
     const connected = await shutdown.race(
       connect(config, logger, topics, { [config.driftTopic]: 'drift-report.avsc' }),
     );

@@ -570,6 +570,29 @@ export const OPTIONS = {
     description:
       'How long a request waits for its prediction and shadow records; must exceed the lag between the topics.',
   },
+  outcomesTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_OUTCOMES_TOPIC',
+    default: 'streamscore.outcomes',
+    description:
+      'Topic of Outcome records (observed labels by request id) the drift monitor joins with the predictions.',
+  },
+  outcomesJoinMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_OUTCOMES_JOIN_MS',
+    default: 600_000, // ten minutes
+    min: 100,
+    description:
+      'How long a prediction waits for its outcome (and an outcome for its prediction) before it counts as unmatched, milliseconds.',
+  },
+  outcomesJoinEntries: {
+    kind: 'integer',
+    env: 'STREAMSCORE_OUTCOMES_JOIN_ENTRIES',
+    default: 200_000,
+    min: 1,
+    description:
+      'Request ids the outcome join holds at most; the oldest is settled first. Size it above event rate x STREAMSCORE_OUTCOMES_JOIN_MS.',
+  },
   driftMetricsPort: {
     kind: 'integer',
     env: 'STREAMSCORE_DRIFT_METRICS_PORT',

@@ -11,6 +11,7 @@ export function createDriftMetrics(registry: Registry) {
   const registers = [registry];
   const distribution = ['model', 'version', 'kind', 'name'] as const;
   const shadow = ['model', 'version', 'shadow_version'] as const;
+  const version = ['model', 'version'] as const;
   return {
     psi: new Gauge({
       name: 'streamscore_drift_psi',
@@ -78,6 +79,48 @@ export function createDriftMetrics(registry: Registry) {
       labelNames: [...shadow, 'side'] as const,
       registers,
     }),
+    qualityAuc: new Gauge({
+      name: 'streamscore_drift_quality_auc',
+      help: 'Realised AUC of predictions matched with outcomes, last window (absent without both labels).',
+      labelNames: version,
+      registers,
+    }),
+    qualityLogLoss: new Gauge({
+      name: 'streamscore_drift_quality_log_loss',
+      help: 'Realised log loss of predictions matched with outcomes, last window.',
+      labelNames: version,
+      registers,
+    }),
+    qualityPrecision: new Gauge({
+      name: 'streamscore_drift_quality_precision',
+      help: "Realised precision at the model's threshold, last window (absent without a positive decision).",
+      labelNames: version,
+      registers,
+    }),
+    qualityRecall: new Gauge({
+      name: 'streamscore_drift_quality_recall',
+      help: "Realised recall at the model's threshold, last window (absent without a positive outcome).",
+      labelNames: version,
+      registers,
+    }),
+    qualityEce: new Gauge({
+      name: 'streamscore_drift_quality_ece',
+      help: 'Expected calibration error (10 equal-width bins) of predictions matched with outcomes, last window.',
+      labelNames: version,
+      registers,
+    }),
+    qualityOutcomeShare: new Gauge({
+      name: 'streamscore_drift_quality_outcome_ratio',
+      help: 'Share of the predictions settled in the last window that got an outcome.',
+      labelNames: version,
+      registers,
+    }),
+    qualityMatched: new Gauge({
+      name: 'streamscore_drift_quality_matched_events',
+      help: 'Predictions matched with an outcome in the last window.',
+      labelNames: version,
+      registers,
+    }),
     recordsRead: new Counter({
       name: 'streamscore_drift_records_read_total',
       help: 'Records the drift monitor read, by topic.',
@@ -122,6 +165,19 @@ export function recordReport(metrics: DriftMetrics, report: DriftReport): void {
     setOrRemove(metrics.shadowCorrelation, labels, s.correlation);
     metrics.shadowOneSided.set({ ...labels, side: 'served' }, s.served_only);
     metrics.shadowOneSided.set({ ...labels, side: 'shadow' }, s.shadow_only);
+  }
+  // A window without settled predictions leaves the last quality figures standing: outcomes are
+  // sparse, and a quiet window says nothing new about them.
+  const q = report.quality;
+  if (q !== null) {
+    const labels = { model, version };
+    setOrRemove(metrics.qualityAuc, labels, q.auc);
+    setOrRemove(metrics.qualityLogLoss, labels, q.log_loss);
+    setOrRemove(metrics.qualityPrecision, labels, q.precision);
+    setOrRemove(metrics.qualityRecall, labels, q.recall);
+    setOrRemove(metrics.qualityEce, labels, q.ece);
+    setOrRemove(metrics.qualityOutcomeShare, labels, q.outcome_share);
+    metrics.qualityMatched.set(labels, q.matched);
   }
 }
 

@@ -1,5 +1,6 @@
 import { CusumMemory } from './accumulation.js';
 import { ExpiringJoin } from './join.js';
+import { OutcomeJoin, labelOf, type OutcomeRecord } from './outcomes.js';
 import { buildReport, cusumSums, type DriftReport } from './report.js';
 import { DEFAULT_THRESHOLDS, checkThresholds, type DriftThresholds } from './status.js';
 import {
@@ -16,6 +17,8 @@ export const SkipReasons = {
   UNDECODABLE: 'the record could not be decoded',
   NO_REFERENCE: 'the model version has no reference profile',
   DUPLICATE: 'this request id was already seen for this version within the join time (a redelivery)',
+  NOT_A_LABEL: 'the outcome observed a value other than 0 or 1, which binary quality cannot use',
+  NO_PREDICTION: 'the outcome met no prediction within the outcome join time',
 } as const;
 
 export type SkipReason = keyof typeof SkipReasons;
@@ -59,12 +62,23 @@ export const DEFAULT_JOIN_LIMITS: Readonly<JoinLimits> = Object.freeze({
   maxEntries: 100_000,
 });
 
+/**
+ * Outcomes are observed long after the score (a chargeback takes days; a demo, seconds): ten
+ * minutes by default, and 200,000 request ids (enough for 330 events/s over that time).
+ */
+export const DEFAULT_OUTCOME_JOIN_LIMITS: Readonly<JoinLimits> = Object.freeze({
+  ttlMs: 600_000, // ten minutes
+  maxEntries: 200_000,
+});
+
 export interface DriftMonitorOptions {
   /** Every model version that has a reference profile. Others are skipped (NO_REFERENCE). */
   profiles: Iterable<VersionProfile>;
   thresholds?: DriftThresholds;
   window?: WindowLimits;
   join?: JoinLimits;
+  /** The join of predictions with outcomes, apart from `join`: outcomes come later. */
+  outcomes?: JoinLimits;
   /** Epoch ms; injected so tests decide when time passes. */
   clock?: () => number;
   /** Every skipped record, for a counter. */
@@ -77,6 +91,8 @@ export interface MonitorStats {
   openWindows: number;
   joinEntries: number;
   joinEvictions: number;
+  outcomeEntries: number;
+  outcomeEvictions: number;
   skipped: Record<SkipReason, number>;
 }
 
@@ -101,9 +117,14 @@ const MAX_MISSING_REMEMBERED = 1_000;
  * every version that scored it (its prediction's version, and each shadow version), each output in
  * its own version's window, and each shadow record's two scores in the served version's window.
  *
+ * Outcomes meet predictions (and shadow records, for the shadow version) by request id in a second
+ * join, bounded by `outcomes`; each prediction's quality counts in its version's window open when it
+ * met its outcome, or when its time ran out without one.
+ *
  * Memory is bounded: per model version a count per reference bin, two CUSUM sums per feature and
- * output, and one accumulator per shadow;
- * the join holds at most join.maxEntries request ids, each for at most join.ttlMs.
+ * output, one accumulator per shadow, and the window's matched (score, label) pairs;
+ * the join holds at most join.maxEntries request ids, each for at most join.ttlMs, and the outcome
+ * join at most outcomes.maxEntries, each for at most outcomes.ttlMs.
  */
 export class DriftMonitor {
   readonly thresholds: DriftThresholds;
@@ -119,7 +140,14 @@ export class DriftMonitor {
   readonly #onSkip: DriftMonitorOptions['onSkip'];
   readonly #onMissingReference: DriftMonitorOptions['onMissingReference'];
   readonly #missingReported = new Set<string>();
-  readonly #skipped: Record<SkipReason, number> = { UNDECODABLE: 0, NO_REFERENCE: 0, DUPLICATE: 0 };
+  readonly #outcomes: OutcomeJoin;
+  readonly #skipped: Record<SkipReason, number> = {
+    UNDECODABLE: 0,
+    NO_REFERENCE: 0,
+    DUPLICATE: 0,
+    NOT_A_LABEL: 0,
+    NO_PREDICTION: 0,
+  };
   #closed: DriftReport[] = [];
 
   constructor(options: DriftMonitorOptions) {
@@ -131,6 +159,15 @@ export class DriftMonitor {
       maxEntries: join.maxEntries,
       onExpire: (_key, pending) => this.#settle(pending, false),
       onEvict: (_key, pending) => this.#settle(pending, true),
+    });
+    const outcomes = options.outcomes ?? DEFAULT_OUTCOME_JOIN_LIMITS;
+    this.#outcomes = new OutcomeJoin({
+      ttlMs: outcomes.ttlMs,
+      maxEntries: outcomes.maxEntries,
+      onMatch: (key, score, label) => this.#qualityOf(key).addMatched(score, label),
+      onUnmatched: (key) => this.#qualityOf(key).addUnmatched(),
+      onOrphan: (requestId) =>
+        this.recordSkip('NO_PREDICTION', { message: 'outcome without a prediction', requestId }),
     });
     this.#clock = options.clock ?? Date.now;
     this.#onSkip = options.onSkip;
@@ -171,6 +208,7 @@ export class DriftMonitor {
     }
     pending.predictions.push(key);
     this.#window(key, now).observeOutputs(record.outputs);
+    this.#awaitOutcome(record, key, now);
     this.#addScorer(pending, key, now);
     this.#closeIfFull(key, now);
     return this.#drain();
@@ -195,6 +233,7 @@ export class DriftMonitor {
     pending.shadows.push({ shadow: shadowKey, served: servedKey });
     if (shadowKey !== servedKey) {
       this.#window(shadowKey, now).observeOutputs(record.outputs);
+      this.#awaitOutcome(record, shadowKey, now);
       this.#addScorer(pending, shadowKey, now);
     }
     const served = this.#profiles.get(servedKey)!;
@@ -203,6 +242,21 @@ export class DriftMonitor {
       .comparison(record.model_version, shadow.threshold)
       .add(record.served_outputs[served.scoreOutput], record.outputs[shadow.scoreOutput]);
     this.#closeIfFull(shadowKey, now);
+    return this.#drain();
+  }
+
+  /** An observed outcome: it settles the quality of the predictions of its request id. */
+  onOutcome(record: OutcomeRecord): DriftReport[] {
+    const now = this.#advance();
+    const label = labelOf(record.observed);
+    if (label === undefined) {
+      this.recordSkip('NOT_A_LABEL', {
+        message: `observed ${record.observed}, expected 0 or 1`,
+        requestId: record.request_id,
+      });
+    } else if (!this.#outcomes.outcome(record.request_id, label, now)) {
+      this.recordSkip('DUPLICATE', { message: 'outcome seen twice', requestId: record.request_id });
+    }
     return this.#drain();
   }
 
@@ -216,6 +270,7 @@ export class DriftMonitor {
   flush(): DriftReport[] {
     const now = this.#clock();
     this.#join.expireAll();
+    this.#outcomes.expireAll();
     for (const key of [...this.#windows.keys()]) this.#close(key, now, 'flush');
     return this.#drain();
   }
@@ -231,6 +286,8 @@ export class DriftMonitor {
       openWindows: this.#windows.size,
       joinEntries: this.#join.size,
       joinEvictions: this.#join.evictions,
+      outcomeEntries: this.#outcomes.size,
+      outcomeEvictions: this.#outcomes.evictions,
       skipped: { ...this.#skipped },
     };
   }
@@ -266,6 +323,7 @@ export class DriftMonitor {
   #advance(): number {
     const now = this.#clock();
     this.#join.expire(now);
+    this.#outcomes.expire(now);
     // Deleting the visited key while iterating a Map is safe: iteration goes on with the next.
     for (const [key, window] of this.#windows) {
       const reason = window.dueReason(now);
@@ -279,6 +337,19 @@ export class DriftMonitor {
     if (pending.scorers.includes(key)) return;
     pending.scorers.push(key);
     if (pending.features !== undefined) this.#window(key, now).observeFeatures(pending.features);
+  }
+
+  /** A version's score waits for its request's outcome; a score that is not a number cannot be judged. */
+  #awaitOutcome(record: PredictionRecord, key: string, now: number): void {
+    const score = record.outputs[this.#profiles.get(key)!.scoreOutput];
+    if (typeof score === 'number' && Number.isFinite(score)) {
+      this.#outcomes.prediction(record.request_id, key, score, now);
+    }
+  }
+
+  /** The quality accumulator of a version's open window, opened now if there is none. */
+  #qualityOf(key: string): DriftWindow['quality'] {
+    return this.#window(key, this.#clock()).quality;
   }
 
   #closeIfFull(key: string, now: number): void {

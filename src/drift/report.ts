@@ -1,6 +1,7 @@
 import { CUSUM_START, accumulate, type CusumState } from './accumulation.js';
 import type { AgreementSnapshot } from './agreement.js';
 import type { HistogramSnapshot } from './histogram.js';
+import type { QualitySnapshot } from './quality.js';
 import type { DistributionProfile, FeatureRole } from './reference.js';
 import {
   PSI_FLOOR,
@@ -40,6 +41,22 @@ export interface DriftReport {
   outputs: DistributionDrift[];
   shadows: ShadowComparison[];
   thresholds: ReportedThresholds;
+  /** Realised quality from outcomes; null when no prediction of the version settled in the window. */
+  quality: ReportedQuality | null;
+}
+
+/** The DriftQuality record: a QualitySnapshot as reports write it. */
+export interface ReportedQuality {
+  settled: number;
+  matched: number;
+  outcome_share: number | null;
+  positives: number;
+  auc: number | null;
+  log_loss: number | null;
+  threshold: number;
+  precision: number | null;
+  recall: number | null;
+  ece: number | null;
 }
 
 export interface DistributionDrift {
@@ -223,6 +240,40 @@ export function buildReport(
       agreement_alert: thresholds.agreementAlert,
       agreement_min_compared: thresholds.agreementMinCompared,
     },
+    quality: window.quality === null ? null : reportedQuality(window.quality),
+  };
+}
+
+export function reportedQuality(q: QualitySnapshot): ReportedQuality {
+  return {
+    settled: q.settled,
+    matched: q.matched,
+    outcome_share: q.outcomeShare,
+    positives: q.positives,
+    auc: q.auc,
+    log_loss: q.logLoss,
+    threshold: q.threshold,
+    precision: q.precision,
+    recall: q.recall,
+    ece: q.ece,
+  };
+}
+
+/** A report's quality as the rollout gate reads it (evaluateQualityGate). */
+export function qualitySnapshot(report: DriftReport): QualitySnapshot | null {
+  const q = report.quality;
+  if (q === null) return null;
+  return {
+    settled: q.settled,
+    matched: q.matched,
+    outcomeShare: q.outcome_share,
+    positives: q.positives,
+    auc: q.auc,
+    logLoss: q.log_loss,
+    threshold: q.threshold,
+    precision: q.precision,
+    recall: q.recall,
+    ece: q.ece,
   };
 }
 

@@ -1,6 +1,7 @@
 import { StreamscoreError } from '../errors.js';
 import { AgreementAccumulator, type AgreementSnapshot } from './agreement.js';
 import { BinnedHistogram, type HistogramSnapshot } from './histogram.js';
+import { QualityAccumulator, type QualitySnapshot } from './quality.js';
 import {
   FEATURE_ROLES,
   isFeatureRole,
@@ -124,11 +125,14 @@ export interface WindowSnapshot {
   outputs: Map<string, HistogramSnapshot>;
   /** By shadow version, where this version is the served one. */
   shadows: Map<string, AgreementSnapshot>;
+  /** Realised quality of the predictions settled in the window; null when none settled. */
+  quality: QualitySnapshot | null;
 }
 
 /**
  * One tumbling window of one model version. Memory is fixed by the reference (a count per bin per
- * feature and output) plus one accumulator per shadow version: no raw values are kept.
+ * feature and output) plus one accumulator per shadow version; the only raw values kept are the
+ * (score, label) pairs of predictions matched with outcomes, for the AUC (see QualityAccumulator).
  */
 export class DriftWindow {
   readonly profile: VersionProfile;
@@ -137,12 +141,15 @@ export class DriftWindow {
   readonly #features = new Map<string, BinnedHistogram>();
   readonly #outputs = new Map<string, BinnedHistogram>();
   readonly #shadows = new Map<string, AgreementAccumulator>();
+  /** Predictions of this version settled against outcomes while the window was open. */
+  readonly quality: QualityAccumulator;
   #events = 0;
 
   constructor(profile: VersionProfile, limits: WindowLimits, start: number) {
     this.profile = profile;
     this.start = start;
     this.#limits = limits;
+    this.quality = new QualityAccumulator(profile.threshold);
     for (const [name, p] of profile.reference.features) this.#features.set(name, new BinnedHistogram(p));
     for (const [name, p] of profile.reference.outputs) this.#outputs.set(name, new BinnedHistogram(p));
   }
@@ -196,6 +203,7 @@ export class DriftWindow {
       features: new Map([...this.#features].map(([name, h]) => [name, h.snapshot()])),
       outputs: new Map([...this.#outputs].map(([name, h]) => [name, h.snapshot()])),
       shadows: new Map([...this.#shadows].map(([name, a]) => [name, a.snapshot()])),
+      quality: this.quality.settled > 0 ? this.quality.snapshot() : null,
     };
   }
 }

@@ -8,11 +8,12 @@ import type { Logger } from '../telemetry/logger.js';
 import { STALLS } from './health.js';
 import { untilRegistryAnswers, type RegistryOutcome } from './registry-wait.js';
 
-/** The three topics the drift monitor reads. */
+/** The four topics the drift monitor reads. */
 export interface DriftTopics {
   requests: string;
   predictions: string;
   shadow: string;
+  outcomes: string;
 }
 
 /** One consumed record on its way into the monitor. */
@@ -32,7 +33,7 @@ type Decoded =
  * decode -> dispatch, one record at a time, without Kafka: a record becomes input of the monitor,
  * or a skip counted by the monitor. Requests are read as serve reads them (RequestDecoder: only the
  * FeatureEvent fields are interpreted, so a field serve ignores cannot make the monitor skip an
- * event serve scored); predictions and shadow records are read whole (RecordDecoder).
+ * event serve scored); predictions, shadow records and outcomes are read whole (RecordDecoder).
  *
  * A registry that does not answer is not the record's fault: the record waits, with heartbeats,
  * until the registry answers or the record is given up, so that an outage never shows up as skips
@@ -123,6 +124,12 @@ export class DriftReader {
     const fields = typeof record === 'object' && record !== null ? (record as Record<string, unknown>) : {};
     if (typeof fields.request_id !== 'string') {
       return this.#skip(`${topic}: not a streamscore record (no request_id)`);
+    }
+    if (topic === this.#topics.outcomes) {
+      if (typeof fields.observed === 'number' && typeof fields.observed_at === 'number') {
+        return monitor.onOutcome(record as Parameters<DriftMonitor['onOutcome']>[0]);
+      }
+      return this.#skip(`${topic}: not an Outcome record`);
     }
     const prediction = typeof fields.model_version === 'string' && typeof fields.outputs === 'object';
     if (topic === this.#topics.predictions && prediction) {

@@ -1,5 +1,5 @@
 /**
- * The drift monitor, wired: consume (three topics) -> decode -> DriftMonitor -> reports -> publish.
+ * The drift monitor, wired: consume (four topics) -> decode -> DriftMonitor -> reports -> publish.
  *
  *   DriftReader (drift-reader.ts)      record -> monitor input, or a counted skip; waits out the registry
  *   DriftMonitor (drift/monitor.ts)    windows per model version, joined by request id
@@ -31,6 +31,7 @@ export type DriftSettings = Pick<
   | 'requestsTopic'
   | 'predictionsTopic'
   | 'shadowTopic'
+  | 'outcomesTopic'
   | 'driftTopic'
   | 'driftGroupId'
   | 'fromBeginning'
@@ -73,12 +74,18 @@ export class DriftPipeline {
     this.#deps = deps;
     const { settings, kafka } = deps;
     this.#log = deps.logger;
-    this.#topics = [settings.requestsTopic, settings.predictionsTopic, settings.shadowTopic];
+    this.#topics = [
+      settings.requestsTopic,
+      settings.predictionsTopic,
+      settings.shadowTopic,
+      settings.outcomesTopic,
+    ];
     this.#reader = new DriftReader({
       topics: {
         requests: settings.requestsTopic,
         predictions: settings.predictionsTopic,
         shadow: settings.shadowTopic,
+        outcomes: settings.outcomesTopic,
       },
       schemas: deps.schemas,
       limits: { maxValueBytes: settings.maxValueBytes, maxFeatures: settings.maxFeatures },

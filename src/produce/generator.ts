@@ -299,3 +299,95 @@ export class EventGenerator {
     };
   }
 }
+
+/** How labels are drawn from features: the "label" section of a feature spec file. */
+export interface LabelSpec {
+  name: string;
+  kind: 'logistic';
+  intercept: number;
+  /** Standard deviation of the normal noise added to the logit. */
+  noiseStd: number;
+  terms: { feature: string; transform: 'identity' | 'log1p'; coef: number }[];
+}
+
+const TRANSFORMS: Record<LabelSpec['terms'][number]['transform'], (x: number) => number> = {
+  identity: (x) => x,
+  log1p: Math.log1p,
+};
+
+/** The label section of a feature spec file, checked; undefined when the file has none. */
+export function readLabelSpec(path: string): LabelSpec | undefined {
+  let parsed: { label?: unknown };
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8')) as { label?: unknown };
+  } catch (error) {
+    throw new StreamscoreError('CONFIG_INVALID', `Cannot read feature spec ${path}`, {
+      cause: error,
+      context: { path },
+    });
+  }
+  if (parsed.label === undefined) return undefined;
+  const label = parsed.label as Partial<LabelSpec>;
+  const problems: string[] = [];
+  if (label.kind !== 'logistic') problems.push(`kind ${JSON.stringify(label.kind)}, expected "logistic"`);
+  if (typeof label.intercept !== 'number') problems.push('"intercept" must be a number');
+  if (typeof label.noiseStd !== 'number' || label.noiseStd < 0) problems.push('"noiseStd" must be >= 0');
+  if (!Array.isArray(label.terms)) problems.push('"terms" must be a list');
+  for (const term of label.terms ?? []) {
+    if (
+      typeof term.feature !== 'string' ||
+      typeof term.coef !== 'number' ||
+      !(term.transform in TRANSFORMS)
+    ) {
+      problems.push(
+        `term ${JSON.stringify(term)}: expected a feature name, a number coef and a transform (${Object.keys(TRANSFORMS).join(', ')})`,
+      );
+    }
+  }
+  if (problems.length > 0) {
+    throw new StreamscoreError('CONFIG_INVALID', `${path}: "label": ${problems.join('; ')}`, {
+      context: { path },
+    });
+  }
+  return label as LabelSpec;
+}
+
+/** The noise-free logit of the label: intercept + sum(coef * transform(feature)), as train.py computes it. */
+export function labelLogit(spec: LabelSpec, features: Readonly<Record<string, number>>): number {
+  let z = spec.intercept;
+  for (const term of spec.terms) z += term.coef * TRANSFORMS[term.transform](features[term.feature] ?? 0);
+  return z;
+}
+
+/** An event's ground truth: the probability its label was drawn with, and the label. */
+export interface GroundTruth {
+  probability: number;
+  label: 0 | 1;
+}
+
+/**
+ * Draws labels from features by the spec's rule: z = logit + noiseStd * N(0, 1), p = 1 / (1 +
+ * exp(-z)), label = U < p. Its own random stream, seeded apart from the features', so the events
+ * of a seed are the same whether or not their labels are drawn.
+ */
+export class LabelDrawer {
+  readonly #spec: LabelSpec;
+  readonly #random: Random;
+
+  constructor(spec: LabelSpec, seed: number) {
+    this.#spec = spec;
+    // A fixed odd constant keeps the label stream apart from the feature stream of the same seed.
+    this.#random = new Random((seed ^ 0x5bd1e995) >>> 0);
+  }
+
+  draw(features: Readonly<Record<string, number>>): GroundTruth {
+    const z = labelLogit(this.#spec, features) + this.#spec.noiseStd * this.#random.normal();
+    const probability = 1 / (1 + Math.exp(-z));
+    return { probability, label: this.#random.uniform() < probability ? 1 : 0 };
+  }
+
+  /** True with probability p, from the same stream: which events get an outcome at all. */
+  chance(p: number): boolean {
+    return this.#random.uniform() < p;
+  }
+}

@@ -116,7 +116,13 @@ describe('DriftMonitor', () => {
     const comparison = only(early, '1').shadows[0]!;
     // flush settles everything at once, so both one-sided records are counted already.
     assert.deepEqual([comparison.compared, comparison.served_only, comparison.shadow_only], [2, 1, 1]);
-    assert.deepEqual(monitor.stats().skipped, { UNDECODABLE: 0, NO_REFERENCE: 0, DUPLICATE: 1 });
+    assert.deepEqual(monitor.stats().skipped, {
+      UNDECODABLE: 0,
+      NO_REFERENCE: 0,
+      DUPLICATE: 1,
+      NOT_A_LABEL: 0,
+      NO_PREDICTION: 0,
+    });
 
     const later = setup();
     later.monitor.onPrediction(prediction(1));
@@ -153,7 +159,13 @@ describe('DriftMonitor', () => {
       ['NO_REFERENCE', 'NO_REFERENCE', 'NO_REFERENCE', 'UNDECODABLE'],
     );
     assert.match(skips[0]![1], /m\/9 has no reference profile/);
-    assert.deepEqual(monitor.stats().skipped, { UNDECODABLE: 1, NO_REFERENCE: 3, DUPLICATE: 0 });
+    assert.deepEqual(monitor.stats().skipped, {
+      UNDECODABLE: 1,
+      NO_REFERENCE: 3,
+      DUPLICATE: 0,
+      NOT_A_LABEL: 0,
+      NO_PREDICTION: 0,
+    });
     monitor.setProfile(versionProfile(reference('9')));
     monitor.onPrediction(prediction(6, 0.2, '9'));
     assert.equal(monitor.stats().skipped.NO_REFERENCE, 3, 'a profile added later is used');

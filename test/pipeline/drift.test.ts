@@ -12,13 +12,14 @@ import { StreamscoreError } from '../../src/errors.js';
 import { DriftReader, type DriftRecordContext } from '../../src/pipeline/drift-reader.js';
 import { StaticSchemas } from '../support/schemas.js';
 
-const TOPICS = { requests: 'requests', predictions: 'predictions', shadow: 'shadow' };
+const TOPICS = { requests: 'requests', predictions: 'predictions', shadow: 'shadow', outcomes: 'outcomes' };
 const LIMITS = { maxValueBytes: 1_048_576, maxFeatures: 10_000 };
 const featureSchema = JSON.parse(readFileSync('schemas/feature-event.avsc', 'utf8')) as {
   fields: object[];
 };
 const predictionSchema = JSON.parse(readFileSync('schemas/prediction.avsc', 'utf8')) as avro.Schema;
 const shadowSchema = JSON.parse(readFileSync('schemas/shadow-prediction.avsc', 'utf8')) as avro.Schema;
+const outcomeSchema = JSON.parse(readFileSync('schemas/outcome.avsc', 'utf8')) as avro.Schema;
 /** FeatureEvent with one more field at the end, which neither serve nor the monitor reads. */
 const wideSchema = {
   ...featureSchema,
@@ -28,9 +29,11 @@ const FEATURE_ID = 1;
 const WIDE_ID = 2;
 const PREDICTION_ID = 3;
 const SHADOW_ID = 4;
+const OUTCOME_ID = 5;
 const featureType = avro.Type.forSchema(featureSchema as avro.Schema);
 const predictionType = avro.Type.forSchema(predictionSchema);
 const shadowType = avro.Type.forSchema(shadowSchema);
+const outcomeType = avro.Type.forSchema(outcomeSchema);
 
 function framed(id: number, payload: Buffer): Buffer {
   const header = Buffer.alloc(5);
@@ -80,6 +83,8 @@ const wideValue = (id: string) =>
 const predictionValue = (id: string, version = '1') =>
   framed(PREDICTION_ID, predictionType.toBuffer(prediction(id, version)));
 const shadowValue = (id: string) => framed(SHADOW_ID, shadowType.toBuffer(shadow(id)));
+const outcomeValue = (id: string, observed: number) =>
+  framed(OUTCOME_ID, outcomeType.toBuffer({ request_id: id, observed, observed_at: 1_700_000_000_002 }));
 
 const distribution = (edge: number) => ({
   count: 100,
@@ -107,6 +112,7 @@ function setup() {
     [WIDE_ID]: wideSchema,
     [PREDICTION_ID]: predictionSchema,
     [SHADOW_ID]: shadowSchema,
+    [OUTCOME_ID]: outcomeSchema,
   });
   const skips: string[] = [];
   const monitor = new DriftMonitor({
@@ -174,6 +180,22 @@ describe('DriftReader', () => {
     const report = only(monitor.flush(), '1');
     assert.equal(report.event_count, 1);
     assert.deepEqual(featureCounts(report), { amount: 1, risk: 1 });
+  });
+
+  it('hands outcomes to the monitor, which joins them with the predictions', async () => {
+    const { monitor, skips, reader, context } = setup();
+    assert.deepEqual(await reader.read(context(TOPICS.outcomes, outcomeValue('r1', 0))), []);
+    assert.deepEqual(await reader.read(context(TOPICS.predictions, predictionValue('r1'))), []);
+    assert.deepEqual(await reader.read(context(TOPICS.predictions, predictionValue('r2'))), []);
+    assert.deepEqual(await reader.read(context(TOPICS.outcomes, predictionValue('r3'))), []);
+    assert.deepEqual(
+      skips.map((skip) => skip.split(':')[0]),
+      ['UNDECODABLE outcomes'],
+    );
+    const quality = only(monitor.flush(), '1').quality;
+    assert.equal(quality?.settled, 2);
+    assert.equal(quality?.matched, 1);
+    assert.equal(quality?.positives, 0);
   });
 
   it('hands predictions and shadow records to the monitor by topic, and skips what is neither', async () => {

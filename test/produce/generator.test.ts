@@ -3,9 +3,12 @@ import { describe, it } from 'node:test';
 import { StreamscoreError } from '../../src/errors.js';
 import {
   EventGenerator,
+  LabelDrawer,
   Random,
   featureStd,
+  labelLogit,
   readFeatureSpecs,
+  readLabelSpec,
   sampleFeature,
   type DriftOptions,
 } from '../../src/produce/generator.js';
@@ -132,5 +135,82 @@ describe('EventGenerator', () => {
       () => make({ fromEvent: 0, shifts: {}, mixes: {}, scales: { is_foreign: 2 } }),
       /only normal and lognormal/,
     );
+  });
+});
+
+describe('labels drawn from the spec', () => {
+  const spec = readFeatureSpecs('training/fraud_features.json');
+  const label = readLabelSpec('training/fraud_features.json')!;
+  const draw = (seed: number, n: number) => {
+    const events = new EventGenerator({
+      featureNames: spec.map((s) => s.name),
+      specs: spec,
+      seed,
+      keys: 10,
+      runId: 'labels',
+    });
+    const labels = new LabelDrawer(label, seed);
+    return Array.from({ length: n }, () => labels.draw(events.next(0).features));
+  };
+
+  it('computes the logit as train.py does', () => {
+    const features = {
+      amount: 100,
+      account_age_days: 30,
+      tx_count_24h: 2,
+      distance_from_home_km: 5,
+      merchant_risk: 0.2,
+      hour_of_day: 13,
+      is_foreign: 1,
+      card_present: 0,
+    };
+    const expected =
+      -7.3 +
+      0.8 * Math.log1p(100) -
+      0.5 * Math.log1p(30) +
+      0.3 * 2 +
+      0.6 * Math.log1p(5) +
+      6 * 0.2 -
+      0.03 * 13 +
+      2 * 1 -
+      1.8 * 0;
+    assert.ok(Math.abs(labelLogit(label, features) - expected) < 1e-12);
+  });
+
+  it('draws about the positive rate the spec yields in training (2.96 %)', () => {
+    const truths = draw(3, 50_000);
+    const rate = truths.filter((t) => t.label === 1).length / truths.length;
+    // Two samples of 50,000 at about 3 %: each has a standard error of 0.08 points.
+    assert.ok(Math.abs(rate - 0.0296) < 0.005, `positive rate ${rate}`);
+    const meanProbability = truths.reduce((sum, t) => sum + t.probability, 0) / truths.length;
+    assert.ok(Math.abs(meanProbability - rate) < 0.004, `mean probability ${meanProbability}, rate ${rate}`);
+  });
+
+  it('is the same for a seed, and another for another seed', () => {
+    assert.deepEqual(draw(5, 2_000), draw(5, 2_000));
+    assert.notDeepEqual(draw(5, 2_000), draw(6, 2_000));
+  });
+
+  it('leaves the events of a seed as they are without labels', () => {
+    const plain = new EventGenerator({
+      featureNames: spec.map((s) => s.name),
+      specs: spec,
+      seed: 9,
+      keys: 10,
+      runId: 'x',
+    });
+    const labelled = new EventGenerator({
+      featureNames: spec.map((s) => s.name),
+      specs: spec,
+      seed: 9,
+      keys: 10,
+      runId: 'x',
+    });
+    const labels = new LabelDrawer(label, 9);
+    for (let i = 0; i < 100; i += 1) {
+      const event = labelled.next(0);
+      labels.draw(event.features);
+      assert.deepEqual(event, plain.next(0));
+    }
   });
 });
