@@ -230,6 +230,85 @@ const COMMANDS: Record<string, CommandSpec> = {
       );
     },
   },
+  rollout: {
+    summary:
+      'Progressive canary: step its share up on the routing topic, judge each step, promote or roll back.',
+    usage:
+      'streamscore rollout start --canary V [--steps 5%:10m,25%:10m,50%:10m,100%:10m] [...] | status [--json]',
+    flags: {
+      canary: { type: 'string', help: '`start`: the version to roll out (on disk, valid).' },
+      steps: {
+        type: 'string',
+        help: 'SHARE[:HOLD],... rising to 100%; a step without HOLD is held --hold.',
+        default: '5%,25%,50%,100%',
+      },
+      hold: { type: 'string', help: 'Default hold of a step (500ms, 30s, 10m, 1h).', default: '10m' },
+      'check-every': { type: 'string', help: "How often a step's evidence is judged.", default: '5s' },
+      'max-holds': {
+        type: 'string',
+        help: 'A step without enough canary events after this many holds is rolled back.',
+        default: '3',
+      },
+      'min-events': {
+        type: 'string',
+        help: 'Canary events a window needs before it is judged.',
+        default: '500',
+      },
+      'max-failure-rate': {
+        type: 'string',
+        help: 'Largest share of canary events it may fail on.',
+        default: '0.01',
+      },
+      'max-score-psi': {
+        type: 'string',
+        help: "Largest PSI of the canary's scores against the primary's in a window.",
+        default: '0.2',
+      },
+      json: { type: 'boolean', help: '`status`: print the decisions as JSON.' },
+    },
+    run: async (config, flags, positionals) => {
+      const [sub = 'status', ...extra] = positionals;
+      if (extra.length > 0)
+        throw new StreamscoreError('USAGE', `rollout ${sub}: unexpected ${JSON.stringify(extra)}`);
+      const commands = await import('./commands/rollout.js');
+      if (sub === 'status') return commands.rolloutStatus(config, flags.json === true);
+      if (sub !== 'start')
+        throw new StreamscoreError(
+          'USAGE',
+          `unknown rollout subcommand ${JSON.stringify(sub)}; expected start or status`,
+        );
+      const { DEFAULT_GATES, parseDuration, parseSteps } = await import('./rollout/plan.js');
+      if (typeof flags.canary !== 'string' || flags.canary === '')
+        throw new StreamscoreError('USAGE', 'rollout start needs --canary V');
+      const fraction = (name: string) => {
+        const value = Number(flags[name]);
+        if (!(value >= 0 && value <= 1) || flags[name] === '')
+          throw new StreamscoreError(
+            'USAGE',
+            `--${name}: ${JSON.stringify(flags[name])} is not a number from 0 to 1`,
+          );
+        return value;
+      };
+      const steps = parseSteps(String(flags.steps), parseDuration(String(flags.hold), '--hold'));
+      return commands.startRollout(config, {
+        canary: flags.canary,
+        plan: {
+          steps,
+          gates: {
+            ...DEFAULT_GATES,
+            minEvents: wholeNumber(flags, 'min-events', 1),
+            maxFailureRate: fraction('max-failure-rate'),
+            maxScorePsi:
+              Number(flags['max-score-psi']) >= 0
+                ? Number(flags['max-score-psi'])
+                : fraction('max-score-psi'),
+          },
+        },
+        checkEveryMs: parseDuration(String(flags['check-every']), '--check-every'),
+        maxHolds: wholeNumber(flags, 'max-holds', 1),
+      });
+    },
+  },
   route: {
     summary: "Show or change a model's routing on the routing topic, which serve replicas follow.",
     usage:

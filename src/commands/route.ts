@@ -1,3 +1,4 @@
+import type { Kafka } from 'kafkajs';
 import { hostname, userInfo } from 'node:os';
 import { RecordDecoder } from '../codec/records.js';
 import { RegistrySchemas } from '../codec/schemas.js';
@@ -120,7 +121,8 @@ export async function validateRouting(
   }
 }
 
-async function readCurrent(config: Config): Promise<RoutingUpdate | undefined> {
+/** The routing topic's latest record for the configured model, if any. */
+export async function readCurrent(config: Config): Promise<RoutingUpdate | undefined> {
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
   return readRoutingTopic({
     kafka: createKafka(config, logger),
@@ -184,17 +186,26 @@ export async function changeRoute(
     updatedBy: options.by ?? `${userInfo().username}@${hostname()}`,
     reason: options.reason === '' ? `route ${action.kind}` : options.reason,
   };
+  const offset = await writeRoutingEntry(config, kafka, entry);
+  process.stdout.write(
+    `${describeSpec(base)}${current?.entry === undefined ? ' (settings)' : ''} -> ${describeSpec(spec)}\n` +
+      show(config, { entry, offset }),
+  );
+  return 0;
+}
+
+/** Writes a routing record (acks from all replicas); resolves to its offset. */
+export async function writeRoutingEntry(config: Config, kafka: Kafka, entry: RoutingEntry): Promise<string> {
   const value = await encodeRoutingRecord(registryClient(config), config.routingTopic, entry);
   const producer = createProducer(kafka);
   await producer.connect();
-  let offset: string;
   try {
     const [written] = await producer.send({
       topic: config.routingTopic,
       acks: -1,
       messages: [{ key: config.model, value }],
     });
-    offset = written?.baseOffset ?? '?';
+    return written?.baseOffset ?? '?';
   } catch (error) {
     if (isStreamscoreError(error)) throw error;
     throw new StreamscoreError(
@@ -208,9 +219,4 @@ export async function changeRoute(
   } finally {
     await producer.disconnect();
   }
-  process.stdout.write(
-    `${describeSpec(base)}${current?.entry === undefined ? ' (settings)' : ''} -> ${describeSpec(spec)}\n` +
-      show(config, { entry, offset }),
-  );
-  return 0;
 }

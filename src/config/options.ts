@@ -309,6 +309,13 @@ export const OPTIONS = {
     description:
       'Where serve takes routing from: the routing file, the settings, or the routing topic (the latest record for the model, followed while running); auto is the file when STREAMSCORE_ROUTING_FILE is set, else the settings.',
   },
+  rolloutTopic: {
+    kind: 'string',
+    env: 'STREAMSCORE_ROLLOUT_TOPIC',
+    default: 'streamscore.rollouts',
+    description:
+      'Topic the rollout controller writes its decisions to (JSON, keyed by model); `rollout status` reads it.',
+  },
   routingTopic: {
     kind: 'string',
     env: 'STREAMSCORE_ROUTING_TOPIC',
