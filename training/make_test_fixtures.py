@@ -107,6 +107,21 @@ def seven_features():
     return nodes, initializers
 
 
+def scores_high():
+    """A working model whose scores sit around 0.73 (logit 1 plus a little of merchant_risk): as
+    valid as any, but scoring nothing like the fraud models, whose scores sit near 0."""
+    weights = np.zeros((8, 1), dtype=np.float32)
+    weights[4, 0] = 0.5
+    initializers = [numpy_helper.from_array(weights, "weights"),
+                    numpy_helper.from_array(np.array([[1.0]], dtype=np.float32), "bias")]
+    nodes = [
+        helper.make_node("MatMul", ["features", "weights"], ["product"]),
+        helper.make_node("Add", ["product", "bias"], ["logit"]),
+    ]
+    two_probabilities(nodes, initializers, "logit")
+    return nodes, initializers
+
+
 def build(name, parts, width=8, check=True):
     nodes, initializers = parts
     graph = helper.make_graph(
@@ -195,6 +210,8 @@ def main() -> None:
           build("fails_on_bad_hours", fails_on_bad_hours()))
     write("6", "Test fixture: scores +Inf for every row whose amount is not 0.",
           build("infinite_unless_zero_amount", infinite_unless_zero_amount()))
+    write("8", "Test fixture: a working model whose scores sit around 0.73, far from the fraud models' scores.",
+          build("scores_high", scores_high()))
     write("5", "Test fixture: a working logistic model over seven features (no card_present).",
           build("seven_features", seven_features(), width=7), features=FEATURES[:7])
 

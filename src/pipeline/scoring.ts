@@ -278,7 +278,7 @@ export class ScoringStage {
   ): Promise<void> {
     let whole = false;
     try {
-      await this.#scoreWith(runner, slots);
+      await this.#scoreWith(runner, slots, instead !== undefined);
     } catch (error) {
       if (!(error instanceof VersionFailingError) || instead === undefined) throw error;
       whole = true;
@@ -346,7 +346,7 @@ export class ScoringStage {
   }
 
   /** One runtime call for the slots of one version (more where rows must be isolated). */
-  async #scoreWith(runner: ModelRunner, slots: Slot[]): Promise<void> {
+  async #scoreWith(runner: ModelRunner, slots: Slot[], rescuable = false): Promise<void> {
     const names = runner.featureNames;
     const { name: model, version } = runner.metadata;
     // Events read before a routing switch may lack a feature this version needs in their row;
@@ -455,7 +455,8 @@ export class ScoringStage {
       this.#evictionsSeen.set(cache, cache.counts.evictions);
       this.#metrics.cacheEntries.set({ model, version }, cache.size);
     }
-    if (failed.size > 0) {
+    // With somewhere else to go, the fallback's own log lines say what happened, once.
+    if (failed.size > 0 && !rescuable) {
       this.#log.warn(
         { model, version, rows: scored.length, failed: failed.size },
         'rows the model fails on go to the dead-letter topic',
