@@ -264,6 +264,10 @@ const COMMANDS: Record<string, CommandSpec> = {
         help: "Largest PSI of the canary's scores against the primary's in a window.",
         default: '0.2',
       },
+      'metrics-urls': {
+        type: 'string',
+        help: "Serve replicas' /metrics URLs, comma-separated, for the latency gate (without: not judged).",
+      },
       json: { type: 'boolean', help: '`status`: print the decisions as JSON.' },
     },
     run: async (config, flags, positionals) => {
@@ -306,6 +310,13 @@ const COMMANDS: Record<string, CommandSpec> = {
         },
         checkEveryMs: parseDuration(String(flags['check-every']), '--check-every'),
         maxHolds: wholeNumber(flags, 'max-holds', 1),
+        metricsUrls:
+          typeof flags['metrics-urls'] === 'string'
+            ? flags['metrics-urls']
+                .split(',')
+                .map((url) => url.trim())
+                .filter((url) => url !== '')
+            : [],
       });
     },
   },

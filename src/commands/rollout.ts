@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import type { Consumer, Kafka } from 'kafkajs';
-import type { Prediction } from '../codec/predictions.js';
+import type { Prediction, ShadowPrediction } from '../codec/predictions.js';
 import { RecordDecoder } from '../codec/records.js';
 import { RegistrySchemas } from '../codec/schemas.js';
 import type { Config } from '../config/options.js';
-import { StreamscoreError, describeError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { connectAdmin, createKafka, createProducer, ensureTopics } from '../kafka/client.js';
+import { ModelRepository } from '../models/repository.js';
 import { readRouting, type RoutingSpec } from '../models/routing.js';
+import { parsePrometheus } from './cost.js';
 import { runRollout, type RolloutDecision, type RolloutOutcome } from '../rollout/controller.js';
 import { StepWindow } from '../rollout/evidence.js';
 import type { RolloutPlan } from '../rollout/plan.js';
@@ -21,6 +23,28 @@ export interface RolloutStartOptions {
   plan: RolloutPlan;
   checkEveryMs: number;
   maxHolds: number;
+  /** Serve replicas' /metrics, for the latency gate (none: the gate is not judged). */
+  metricsUrls: readonly string[];
+}
+
+/** Runtime seconds and predictions per version, summed over the replicas' metrics. */
+async function runtimeTotals(
+  urls: readonly string[],
+): Promise<Map<string, { seconds: number; predictions: number }>> {
+  const totals = new Map<string, { seconds: number; predictions: number }>();
+  for (const url of urls) {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    for (const sample of parsePrometheus(await response.text())) {
+      const version = sample.labels.version;
+      if (version === undefined) continue;
+      const entry = totals.get(version) ?? { seconds: 0, predictions: 0 };
+      if (sample.name === 'streamscore_inference_seconds_sum') entry.seconds += sample.value;
+      else if (sample.name === 'streamscore_predictions_published_total') entry.predictions += sample.value;
+      else continue;
+      totals.set(version, entry);
+    }
+  }
+  return totals;
 }
 
 /** Key of the rollout topic's records, and what `rollout status` reads. */
@@ -64,6 +88,13 @@ export async function startRollout(config: Config, options: RolloutStartOptions)
     await admin.disconnect();
   }
   const decoder = new RecordDecoder(new RegistrySchemas(registryClient(config)), config.maxValueBytes);
+  // Each version's decision threshold, for the shadow agreement.
+  const repository = ModelRepository.of(config);
+  const thresholds = new Map<string, number>();
+  for (const version of await repository.listVersions(config.model)) {
+    const loaded = await repository.load(config.model, version).catch(() => undefined);
+    thresholds.set(version, loaded?.metadata.threshold ?? 0.5);
+  }
   const by = `rollout ${userInfo().username}@${hostname()}`;
   const shutdown = new Shutdown(logger, config.shutdownTimeoutMs);
   const producer = createProducer(kafka);
@@ -89,7 +120,12 @@ export async function startRollout(config: Config, options: RolloutStartOptions)
           });
           return `offset ${offset}`;
         },
-        openWindow: (primary, canary) => openWindow(kafka, config, decoder, logger, primary, canary),
+        openWindow: (primary, canary) =>
+          openWindow(kafka, config, decoder, logger, primary, canary, {
+            thresholds,
+            metricsUrls: options.metricsUrls,
+            everyMs: options.checkEveryMs,
+          }),
         record: async (decision) => {
           logDecision(logger, decision);
           await producer.send({
@@ -136,33 +172,88 @@ function openWindow(
   logger: Logger,
   primary: string,
   canary: string,
+  extra: { thresholds: ReadonlyMap<string, number>; metricsUrls: readonly string[]; everyMs: number },
 ): { evidence(): ReturnType<StepWindow['evidence']>; close(): Promise<void> } {
-  const window = new StepWindow(config.model, primary, canary);
-  const consumers = Promise.all([
-    follow(kafka, config.predictionsTopic, async (value, headers) => {
-      const decoded = await decoder.decode(value);
-      if (decoded.ok) window.addPrediction(decoded.record as Prediction, headers);
-    }),
-    follow(kafka, config.deadLetterTopic, (_value, headers) => {
-      window.addDeadLetter(headers);
-      return Promise.resolve();
-    }),
-  ]).catch((error: unknown) => {
-    logger.error({ err: error }, `rollout evidence: ${describeError(error)}`);
-    throw new StreamscoreError(
-      'KAFKA_UNAVAILABLE',
-      `Cannot read the rollout's evidence: ${describeError(error)}`,
-      {
-        cause: error,
-        retriable: true,
-      },
-    );
+  const window = new StepWindow(config.model, primary, canary, {
+    primary: extra.thresholds.get(primary) ?? 0.5,
+    canary: extra.thresholds.get(canary) ?? 0.5,
   });
+  const decoded =
+    (handle: (record: unknown, headers: Record<string, string>) => void) =>
+    async (value: Buffer | null, headers: Record<string, string>) => {
+      const result = await decoder.decode(value);
+      if (result.ok) handle(result.record, headers);
+    };
+  // Runtime time per event of each side since the window opened, from the replicas' counters.
+  let timer: NodeJS.Timeout | undefined;
+  if (extra.metricsUrls.length > 0) {
+    const baseline = runtimeTotals(extra.metricsUrls);
+    timer = setInterval(() => {
+      void Promise.all([baseline, runtimeTotals(extra.metricsUrls)]).then(
+        ([before, now]) => {
+          const perEvent = (version: string) => {
+            const a = before.get(version) ?? { seconds: 0, predictions: 0 };
+            const b = now.get(version);
+            if (b === undefined || b.predictions - a.predictions <= 0) return undefined;
+            return (b.seconds - a.seconds) / (b.predictions - a.predictions);
+          };
+          window.set({
+            canaryInferencePerEvent: perEvent(canary),
+            primaryInferencePerEvent: perEvent(primary),
+          });
+        },
+        (error: unknown) => logger.warn({ err: error }, `rollout: replica metrics: ${describeError(error)}`),
+      );
+    }, extra.everyMs);
+  }
+  // A topic that cannot be read leaves its figures out: the gates it feeds are not judged, and a
+  // window without predictions ends in a rollback for too few events, never in a promotion.
+  const optional = (topic: string, consumer: Promise<Consumer>) =>
+    consumer.catch((error: unknown) => {
+      logger.warn({ err: error, topic }, `rollout evidence: cannot read ${topic}: ${describeError(error)}`);
+      return undefined;
+    });
+  const consumers = Promise.all([
+    optional(
+      config.predictionsTopic,
+      follow(
+        kafka,
+        config.predictionsTopic,
+        decoded((record, headers) => window.addPrediction(record as Prediction, headers)),
+      ),
+    ),
+    optional(
+      config.deadLetterTopic,
+      follow(kafka, config.deadLetterTopic, (_value, headers) => {
+        window.addDeadLetter(headers);
+        return Promise.resolve();
+      }),
+    ),
+    optional(
+      config.shadowTopic,
+      follow(
+        kafka,
+        config.shadowTopic,
+        decoded((record) => window.addShadow(record as ShadowPrediction)),
+      ),
+    ),
+    optional(
+      config.outcomesTopic,
+      follow(
+        kafka,
+        config.outcomesTopic,
+        decoded((record) => {
+          const { request_id: id, observed } = record as { request_id?: unknown; observed?: unknown };
+          if (typeof id === 'string' && typeof observed === 'number') window.addOutcome(id, observed);
+        }),
+      ),
+    ),
+  ]);
   return {
     evidence: () => window.evidence(),
     close: async () => {
-      for (const consumer of await consumers.catch(() => []))
-        await consumer.disconnect().catch(() => undefined);
+      clearInterval(timer);
+      for (const consumer of await consumers) await consumer?.disconnect().catch(() => undefined);
     },
   };
 }

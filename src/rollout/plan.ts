@@ -36,7 +36,7 @@ export const DEFAULT_GATES: GateLimits = {
   maxLatencyRatio: 1.5,
   maxScorePsi: 0.2,
   minAgreement: 0.95,
-  maxAucDrop: 0.02,
+  maxAucDrop: 0.05,
 };
 
 export interface RolloutPlan {

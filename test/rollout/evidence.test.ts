@@ -56,4 +56,42 @@ describe('rollout step evidence', () => {
     // 2 failures of 102 is 2%: over the 1% limit, but the window is short and failures are few.
     assert.equal(judgeStep(evidence, DEFAULT_GATES).decision, 'hold');
   });
+
+  it("gives the shadow agreement, and each side's AUC once enough labelled events of both classes came", () => {
+    const window = new StepWindow('fraud', '2', '3', { primary: 0.5, canary: 0.5 });
+    const shadow = (served: number, mine: number, version = '3', servedVersion = '2') => ({
+      ...prediction(version, 'shadow', mine),
+      served_version: servedVersion,
+      served_route: 'primary',
+      served_outputs: { score: served },
+    });
+    window.addShadow(shadow(0.9, 0.8));
+    window.addShadow(shadow(0.9, 0.2));
+    window.addShadow(shadow(0.9, 0.1, '4'));
+    assert.equal(window.evidence().agreement, 0.5);
+    // 60 positives and 60 negatives a side; the canary ranks them perfectly, the primary not at all.
+    for (let i = 0; i < 120; i += 1) {
+      const label = i % 2;
+      const canary = { ...prediction('3', 'canary', label === 1 ? 0.9 : 0.1), request_id: `c${i}` };
+      const primary = { ...prediction('2', 'primary', 0.5), request_id: `p${i}` };
+      window.addPrediction(canary, {});
+      window.addPrediction(primary, {});
+      if (i === 0) assert.equal(window.evidence().canaryAuc, undefined, 'too few labels yet');
+      window.addOutcome(`c${i}`, label);
+      window.addOutcome(`p${i}`, label);
+    }
+    window.addOutcome('unknown', 1);
+    window.addOutcome('c1', 7);
+    const evidence = window.evidence();
+    assert.equal(evidence.canaryAuc, 1);
+    assert.equal(evidence.primaryAuc, 0.5);
+    // A better AUC passes the quality gate; the scores, far from the primary's, and the shadow's
+    // 50% agreement fail theirs.
+    const judged = judgeStep({ ...evidence, canaryEvents: 1_000 }, DEFAULT_GATES);
+    assert.equal(judged.decision, 'rollback');
+    assert.deepEqual(
+      judged.verdicts.filter((v) => v.ok === false).map((v) => v.gate),
+      ['scores', 'agreement'],
+    );
+  });
 });
