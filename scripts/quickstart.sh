@@ -43,7 +43,9 @@ if serve_running; then
   say "streamscore serve is already running (pid $(cat "${PID_FILE}"))"
 else
   say "starting streamscore serve (model fraud, latest version); log: ${LOG_FILE}"
-  STREAMSCORE_METRICS_PORT="${METRICS_PORT}" nohup "${CLI[@]}" serve >"${LOG_FILE}" 2>&1 &
+  # Routing from the routing topic (`streamscore route`, `streamscore rollout`); until it has a
+  # record, the settings (latest version).
+  STREAMSCORE_ROUTING_SOURCE=topic STREAMSCORE_METRICS_PORT="${METRICS_PORT}" nohup "${CLI[@]}" serve >"${LOG_FILE}" 2>&1 &
   echo $! >"${PID_FILE}"
   for _ in $(seq 1 120); do
     if curl -sf "http://127.0.0.1:${METRICS_PORT}/readyz" >/dev/null; then break; fi
