@@ -56,7 +56,9 @@ else
 fi
 
 say "producing ${COUNT} synthetic feature events at ${RATE}/s to streamscore.requests"
-"${CLI[@]}" produce --count "${COUNT}" --rate "${RATE}"
+# With their outcomes (labels drawn from the feature spec's own label rule), so the drift monitor
+# below can report realised quality too.
+"${CLI[@]}" produce --count "${COUNT}" --rate "${RATE}" --outcomes
 
 say "a few predictions from streamscore.predictions"
 "${CLI[@]}" tail --count 5
@@ -64,6 +66,27 @@ say "a few predictions from streamscore.predictions"
 say "metrics: http://127.0.0.1:${METRICS_PORT}/metrics"
 curl -s "http://127.0.0.1:${METRICS_PORT}/metrics" |
   grep -E '^streamscore_(events_consumed_total|predictions_published_total|dead_letters_total|batch_rows_(sum|count)|end_to_end_seconds_(sum|count))' || true
+
+# The drift monitor on the fraud stream: drift and realised quality (AUC, calibration, ...) per
+# window of 2,000 outputs, from the outcomes just written; stopped once it has reported.
+if [[ "${QUICKSTART_DRIFT:-1}" != "0" ]]; then
+  say "drift monitor on fraud: realised quality from the outcomes"
+  STREAMSCORE_DRIFT_WINDOW_EVENTS=2000 STREAMSCORE_DRIFT_METRICS_PORT=0 \
+    "${CLI[@]}" drift >"${STATE}/drift.log" 2>&1 &
+  DRIFT=$!
+  QUALITY=""
+  for _ in $(seq 1 120); do
+    PORT="$(grep -o '"port":[0-9]*' "${STATE}/drift.log" 2>/dev/null | head -1 | cut -d: -f2 || true)"
+    if [[ -n "${PORT}" ]]; then
+      QUALITY="$(curl -s "http://127.0.0.1:${PORT}/metrics" | grep -E '^streamscore_drift_quality_(auc|precision|recall|ece|outcome_ratio)' || true)"
+      [[ -n "${QUALITY}" ]] && break
+    fi
+    sleep 0.5
+  done
+  echo "${QUALITY:-no window closed yet; see ${STATE}/drift.log}"
+  kill -TERM "${DRIFT}" 2>/dev/null || true
+  wait "${DRIFT}" 2>/dev/null || true
+fi
 
 # The int8 copy of the heavy model as a shadow of its float32 source, judged on live traffic by the
 # drift monitor: a second serve (heavy/1 serving, heavy/2 shadowing) and a drift monitor on topics
@@ -89,7 +112,7 @@ if [[ "${QUICKSTART_INT8:-1}" != "0" ]]; then
   done
   env "${HEAVY[@]}" "${CLI[@]}" produce --count 4000 --rate 2000 >/dev/null
   # The first window of heavy/1 closes at 2,000 outputs; the monitor then serves the comparison.
-  DRIFT_PORT="$(grep -o '"port":[0-9]*' "${STATE}/heavy-drift.log" | head -1 | cut -d: -f2)"
+  DRIFT_PORT="$(grep -o '"port":[0-9]*' "${STATE}/heavy-drift.log" | head -1 | cut -d: -f2 || true)"
   AGREEMENT=""
   for _ in $(seq 1 120); do
     AGREEMENT="$(curl -s "http://127.0.0.1:${DRIFT_PORT}/metrics" | grep -E '^streamscore_drift_shadow_(agreement_ratio|mean_abs_diff|correlation)' || true)"
