@@ -364,9 +364,11 @@ describe('reloading models', () => {
     process.stdout.write(
       `# reload test: rss ${baseline.toFixed(1)} MB after 10 reloads, ${final.toFixed(1)} MB after 50\n`,
     );
-    // Each heavy session is ~3 MB of weights plus runtime buffers; a leak would add that per reload.
+    // Each heavy session is ~3 MB of weights plus runtime buffers: a session leaked per reload adds
+    // 120 MB or more over 40 reloads. Resident memory itself moves by 0-28 MB between runs without
+    // a leak (the allocator's and the runtime's own pools), so the line sits at half a leak.
     assert.ok(
-      final - baseline < 25,
+      final - baseline < 60,
       `resident memory grew ${(final - baseline).toFixed(1)} MB over 40 reloads`,
     );
   });
