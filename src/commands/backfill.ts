@@ -1,6 +1,6 @@
 import type { Admin } from 'kafkajs';
 import { writeFile } from 'node:fs/promises';
-import { ReplayComparison, readToEnd, type ComparisonReport } from '../backfill/compare.js';
+import { ReplayComparison, type ComparisonReport } from '../backfill/compare.js';
 import {
   JobBounds,
   defaultJobName,
@@ -19,6 +19,7 @@ import type { Config } from '../config/options.js';
 import { StreamscoreError, describeError, isStreamscoreError } from '../errors.js';
 import { assertProviderAvailable, type ExecutionProvider } from '../inference/runner.js';
 import { connectAdmin, createKafka } from '../kafka/client.js';
+import { readToEnd } from '../kafka/read-to-end.js';
 import type { PartitionRange } from '../kafka/offsets.js';
 import { openProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError } from '../models/live.js';

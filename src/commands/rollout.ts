@@ -7,6 +7,7 @@ import { RegistrySchemas } from '../codec/schemas.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
 import { connectAdmin, createKafka, createProducer, ensureTopics } from '../kafka/client.js';
+import { readToEnd } from '../kafka/read-to-end.js';
 import { ModelRepository } from '../models/repository.js';
 import { readRouting, type RoutingSpec } from '../models/routing.js';
 import { parsePrometheus } from './cost.js';
@@ -277,45 +278,25 @@ export async function rolloutStatus(config: Config, json: boolean): Promise<numb
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'stderr');
   const kafka = createKafka(config, logger);
   const admin = await connectAdmin(kafka, config);
-  let ends: { partition: number; high: string; low: string }[];
   try {
     if (!(await admin.listTopics()).includes(config.rolloutTopic)) {
       process.stdout.write(`no rollout has run yet (${config.rolloutTopic} does not exist)\n`);
       return 3;
     }
-    ends = await admin.fetchTopicOffsets(config.rolloutTopic);
   } finally {
     await admin.disconnect();
   }
   const decisions: RolloutDecision[] = [];
-  const remaining = new Set(ends.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => p.partition));
-  if (remaining.size > 0) {
-    const consumer = kafka.consumer({ groupId: `streamscore-rollout-status-${randomUUID()}` });
-    await consumer.connect();
-    try {
-      await consumer.subscribe({ topic: config.rolloutTopic, fromBeginning: true });
-      await new Promise<void>((resolve) => {
-        void consumer.run({
-          autoCommit: false,
-          eachMessage: async ({ partition, message }) => {
-            if (message.key?.toString() === config.model && message.value !== null) {
-              try {
-                decisions.push(JSON.parse(message.value.toString()) as RolloutDecision);
-              } catch {
-                // Not a decision: skipped.
-              }
-            }
-            const high = ends.find((p) => p.partition === partition)!.high;
-            if (BigInt(message.offset) + 1n >= BigInt(high)) remaining.delete(partition);
-            if (remaining.size === 0) resolve();
-            return Promise.resolve();
-          },
-        });
-      });
-    } finally {
-      await consumer.disconnect();
+  await readToEnd(kafka, config.rolloutTopic, (message) => {
+    if (message.key?.toString() === config.model && message.value !== null) {
+      try {
+        decisions.push(JSON.parse(message.value.toString()) as RolloutDecision);
+      } catch {
+        // Not a decision: skipped.
+      }
     }
-  }
+    return Promise.resolve();
+  });
   const lastStart = decisions.map((d) => d.decision).lastIndexOf('start');
   const last = lastStart < 0 ? [] : decisions.slice(lastStart);
   if (last.length === 0) {
