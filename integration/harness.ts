@@ -15,6 +15,14 @@ import { EventGenerator, readFeatureSpecs } from '../src/produce/generator.js';
 
 export const BROKERS = process.env.KAFKA_BROKERS;
 export const REGISTRY_URL = process.env.SCHEMA_REGISTRY_URL;
+/**
+ * The Kafka client the processes under test use (STREAMSCORE_KAFKA_CLIENT): the suite runs once
+ * per supported client (scripts/run-tests.ts), and every process it starts takes the run's client.
+ */
+export const CLIENT_ENV: Record<string, string> =
+  process.env.STREAMSCORE_KAFKA_CLIENT === undefined
+    ? {}
+    : { STREAMSCORE_KAFKA_CLIENT: process.env.STREAMSCORE_KAFKA_CLIENT };
 if (!BROKERS || !REGISTRY_URL) {
   throw new Error(
     'Integration tests need a broker and a registry: run them with `npm test`, which starts or finds them, ' +
@@ -187,7 +195,7 @@ export function runCli(
   const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['dist/src/cli.js', ...args], {
-      env: { PATH: process.env.PATH, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env },
+      env: { PATH: process.env.PATH, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...CLIENT_ENV, ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -237,6 +245,7 @@ export class ServeProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         PATH: process.env.PATH,
+        ...CLIENT_ENV,
         KAFKA_BROKERS: BROKERS,
         SCHEMA_REGISTRY_URL: REGISTRY_URL,
         KAFKAJS_NO_PARTITIONER_WARNING: '1',

@@ -31,7 +31,7 @@ describe('producer thread on a real broker', () => {
   let producer: ThreadedProducer;
   before(async () => {
     topics = await createTopics('producer-thread', 3);
-    producer = new ThreadedProducer({ kafka: settings, logLevel: 'silent' });
+    producer = new ThreadedProducer({ client: 'kafkajs', kafka: settings, logLevel: 'silent' });
     await producer.connect();
   });
   after(async () => {
@@ -128,7 +128,7 @@ describe('producer thread on a real broker', () => {
   });
 
   it('stops, rather than retrying, once its thread is gone', async () => {
-    const closed = new ThreadedProducer({ kafka: settings, logLevel: 'silent' });
+    const closed = new ThreadedProducer({ client: 'kafkajs', kafka: settings, logLevel: 'silent' });
     await closed.connect();
     await closed.disconnect();
     const failures: unknown[] = [];

@@ -9,6 +9,10 @@
  * client settings.
  * What this run started, it stops (set STREAMSCORE_KEEP_STACK=1 to keep the JVM stacks up).
  * `--unit` runs the unit tests only, with no infrastructure.
+ *
+ * The integration tests run once per supported Kafka client (STREAMSCORE_KAFKA_CLIENT, which every
+ * process they start takes): the unit tests and the first client's run go together, then the
+ * integration tests again for each other client. STREAMSCORE_TEST_CLIENTS=a,b picks clients.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -18,6 +22,20 @@ import { ensureLocalStack, ensureSecuredStack } from './local-stack.js';
 
 const KAFKA_IMAGE = 'apache/kafka:4.4.0';
 const REGISTRY_IMAGE = 'apicurio/apicurio-registry:3.0.9';
+const KAFKA_CLIENTS = ['kafkajs', 'platformatic'];
+
+function clientsToTest(): string[] {
+  const chosen = process.env.STREAMSCORE_TEST_CLIENTS;
+  if (chosen === undefined || chosen === '') return KAFKA_CLIENTS;
+  const clients = chosen.split(',').map((client) => client.trim());
+  const unknown = clients.filter((client) => !KAFKA_CLIENTS.includes(client));
+  if (unknown.length > 0 || clients.length === 0) {
+    throw new Error(
+      `STREAMSCORE_TEST_CLIENTS: unknown client ${unknown.join(', ')} (${KAFKA_CLIENTS.join(', ')})`,
+    );
+  }
+  return clients;
+}
 
 interface Infrastructure {
   kind: string;
@@ -156,6 +174,7 @@ async function main(): Promise<number> {
   if (unit.length === 0) throw new Error('no unit tests found under dist/test: run `npm run build` first');
   if (unitOnly) return runNodeTest(unit, process.env);
   if (integration.length === 0) throw new Error('no integration tests found under dist/integration');
+  const clients = clientsToTest();
 
   const infrastructure = await chooseInfrastructure();
   say(`infrastructure: ${infrastructure.kind}`);
@@ -166,13 +185,22 @@ async function main(): Promise<number> {
     say(
       `secured stack: ${secured.startedHere ? 'started by this run' : 'already running'} (${secured.envFile})`,
     );
-    return await runNodeTest([...unit, ...integration], {
+    const env = {
       ...process.env,
       KAFKA_BROKERS: infrastructure.brokers,
       SCHEMA_REGISTRY_URL: infrastructure.registryUrl,
       SECURED_STACK_ENV: secured.envFile,
       KAFKAJS_NO_PARTITIONER_WARNING: '1',
-    });
+    };
+    const failed: string[] = [];
+    for (const [index, client] of clients.entries()) {
+      say(`integration tests with STREAMSCORE_KAFKA_CLIENT=${client}`);
+      const files = index === 0 ? [...unit, ...integration] : integration;
+      const code = await runNodeTest(files, { ...env, STREAMSCORE_KAFKA_CLIENT: client });
+      if (code !== 0) failed.push(client);
+    }
+    if (failed.length > 0) say(`failed with: ${failed.join(', ')}`);
+    return failed.length === 0 ? 0 : 1;
   } finally {
     secured?.stop();
     await infrastructure.stop();

@@ -1,4 +1,4 @@
-import type { IHeaders, Message } from 'kafkajs';
+import type { OutRecord, RecordHeaders } from '../kafka/records.js';
 import type { RejectReason } from './requests.js';
 
 /** Header names on dead-letter records; documented in docs/reference.md. */
@@ -24,7 +24,7 @@ export interface DeadLetterSource {
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
-  headers?: IHeaders | undefined;
+  headers?: RecordHeaders | undefined;
 }
 
 /** The longest `streamscore.message` written; longer messages are cut. */
@@ -42,9 +42,9 @@ export function deadLetterMessage(
   reason: RejectReason,
   stage: DeadLetterStage,
   message: string,
-  limit: { maxBytes: number; size: (message: Message) => number },
+  limit: { maxBytes: number; size: (message: OutRecord) => number },
   now = Date.now(),
-): { message: Message; omitted: boolean } {
+): { message: OutRecord; omitted: boolean } {
   const ours: Record<string, string> = {
     [DLQ_HEADERS.reason]: reason,
     [DLQ_HEADERS.message]:
@@ -55,10 +55,10 @@ export function deadLetterMessage(
     [DLQ_HEADERS.sourceOffset]: source.offset,
     [DLQ_HEADERS.failedAt]: String(now),
   };
-  const whole: Message = { key: source.key, value: source.value, headers: { ...source.headers, ...ours } };
+  const whole: OutRecord = { key: source.key, value: source.value, headers: { ...source.headers, ...ours } };
   if (limit.size(whole) <= limit.maxBytes) return { message: whole, omitted: false };
   const valueBytes = String(source.value?.length ?? 0);
-  const withoutValue: Message = {
+  const withoutValue: OutRecord = {
     key: source.key,
     value: null,
     headers: { ...source.headers, ...ours, [DLQ_HEADERS.valueOmitted]: valueBytes },

@@ -17,8 +17,9 @@ import type { Prediction } from '../codec/predictions.js';
 import { RecordDecoder } from '../codec/records.js';
 import type { Config } from '../config/options.js';
 import { StreamscoreError, describeError, isStreamscoreError } from '../errors.js';
-import { assertProviderAvailable, type ExecutionProvider } from '../inference/runner.js';
+import { assertProviderAvailable } from '../inference/runner.js';
 import { connectAdmin, createKafka } from '../kafka/client.js';
+import { groupConsumers } from '../kafka/group-consumers.js';
 import { readToEnd } from '../kafka/read-to-end.js';
 import type { PartitionRange } from '../kafka/offsets.js';
 import { openProducer } from '../kafka/producer-thread.js';
@@ -82,7 +83,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
       }),
   );
   const groupId = jobGroupId(job);
-  const executionProvider = config.executionProvider as ExecutionProvider;
+  const executionProvider = config.executionProvider;
   assertProviderAvailable(executionProvider);
   const shutdown = new Shutdown(logger, config.shutdownTimeoutMs);
   const promRegistry = createRegistry();
@@ -150,7 +151,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
           groupId,
           fromBeginning: true,
         },
-        kafka: createKafka(config, logger, { patient: true }),
+        openConsumer: groupConsumers(config, createKafka(config, logger, { patient: true }), logger),
         schemas: connected.schemas,
         predictionSchemaId: schemaId,
         shadowSchemaId: schemaId,

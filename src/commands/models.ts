@@ -1,7 +1,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import type { Config } from '../config/options.js';
 import { StreamscoreError, describeError } from '../errors.js';
-import { ModelRunner, type ExecutionProvider } from '../inference/runner.js';
+import { ModelRunner } from '../inference/runner.js';
 import { ModelRepository, type ModelMetadata } from '../models/repository.js';
 import { refusalReason } from '../models/live.js';
 import { readRouting, type RoutingSpec } from '../models/routing.js';
@@ -30,7 +30,7 @@ export async function check(
   config: Config,
 ): Promise<Check> {
   try {
-    const options = { executionProvider: config.executionProvider as ExecutionProvider, threads: 1 };
+    const options = { executionProvider: config.executionProvider, threads: 1 };
     const runner = await ModelRunner.load(await repository.load(name, version), options);
     let variant: VariantCheck | undefined;
     try {

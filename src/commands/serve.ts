@@ -1,7 +1,8 @@
 import type { Config } from '../config/options.js';
 import { StreamscoreError } from '../errors.js';
-import { assertProviderAvailable, type ExecutionProvider } from '../inference/runner.js';
+import { assertProviderAvailable } from '../inference/runner.js';
 import { createKafka } from '../kafka/client.js';
+import { groupConsumers } from '../kafka/group-consumers.js';
 import { openProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError, type Routing } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
@@ -24,7 +25,7 @@ export async function serve(config: Config): Promise<number> {
   const shutdown = new Shutdown(logger, config.shutdownTimeoutMs);
   const promRegistry = createRegistry();
   const metrics = createServeMetrics(promRegistry);
-  const executionProvider = config.executionProvider as ExecutionProvider;
+  const executionProvider = config.executionProvider;
   assertProviderAvailable(executionProvider);
 
   let pipeline: ServePipeline | undefined;
@@ -87,7 +88,7 @@ export async function serve(config: Config): Promise<number> {
     const active = new ServePipeline({
       settings: config,
       // The consumer's own client, which waits out a broker outage instead of giving up.
-      kafka: createKafka(config, logger, { patient: true }),
+      openConsumer: groupConsumers(config, createKafka(config, logger, { patient: true }), logger),
       schemas: connected.schemas,
       predictionSchemaId: connected.schemaIds.get(config.predictionsTopic)!,
       shadowSchemaId: connected.schemaIds.get(config.shadowTopic)!,

@@ -426,6 +426,14 @@ export const OPTIONS = {
     description:
       'Run each model session in a worker thread, so inference does not stop Kafka I/O and decoding.',
   },
+  kafkaClient: {
+    kind: 'string',
+    env: 'STREAMSCORE_KAFKA_CLIENT',
+    default: 'kafkajs',
+    choices: ['kafkajs', 'platformatic'],
+    description:
+      "Kafka client for serve's and backfill's consumer and producer: kafkajs or @platformatic/kafka (docs/operations.md).",
+  },
   producerThread: {
     kind: 'boolean',
     env: 'STREAMSCORE_PRODUCER_THREAD',
@@ -625,7 +633,9 @@ type ValueOf<S extends OptionSpec> = S['kind'] extends 'list'
     ? boolean
     : S['kind'] extends 'integer' | 'number'
       ? number
-      : string;
+      : S extends { choices: readonly (infer C extends string)[] }
+        ? C
+        : string;
 
 export type Config = { readonly [K in OptionName]: ValueOf<(typeof OPTIONS)[K]> };
 

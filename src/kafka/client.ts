@@ -99,7 +99,7 @@ export function createKafka(
       mechanism: settings.kafkaSaslMechanism,
       username: settings.kafkaSaslUsername,
       password: settings.kafkaSaslPassword,
-    } as SASLOptions;
+    };
   }
   const trouble: ConnectionTrouble = { last: undefined };
   const refused: TlsRefusals = { first: undefined, listeners: new Set() };

@@ -1,10 +1,10 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { setImmediate } from 'node:timers/promises';
 import type { PendingLimit } from '../batching/capacity.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
 import { Committer } from './committer.js';
+import type { FetchedBatch, GroupConsumer } from './group-consumer.js';
 import {
   OffsetLedger,
   type Assignment,
@@ -12,12 +12,10 @@ import {
   type PartitionLease,
   type PartitionRange,
 } from './offsets.js';
+import type { ConsumedRecord } from './records.js';
 
 export interface IntakeSettings {
   topic: string;
-  groupId: string;
-  sessionTimeoutMs: number;
-  fromBeginning: boolean;
   commitIntervalMs: number;
 }
 
@@ -26,7 +24,7 @@ export interface TakeContext {
   readonly topic: string;
   readonly partition: number;
   /** The record being taken; intake moves the context to the next record once take() settles. */
-  readonly message: KafkaMessage;
+  readonly message: ConsumedRecord;
   /**
    * Gives the record its place in the partition's ledger; called once, when the record's outcome
    * is decided (scored or dead-lettered later). A record given up is never tracked.
@@ -49,7 +47,7 @@ export interface IntakeEvents {
   joined(assignment: Assignment, revoked: readonly PartitionLease[]): void;
   /** The broker answered (a fetch, a heartbeat, a join, a commit). */
   contact(): void;
-  /** The consumer failed; with restart true, kafkajs starts it again by itself. */
+  /** The consumer failed; with restart true, it goes on by itself. */
   crashed(error: unknown, restart: boolean): void;
 }
 
@@ -89,7 +87,8 @@ const DECODE_SLICE_MS = 2;
 const HEARTBEAT_WAIT_MS = 1_000;
 
 /**
- * The Kafka side of intake: one consumer in the serving group, fetching the requests topic and
+ * The Kafka side of intake: one consumer in the serving group (a GroupConsumer of the configured
+ * client), fetching the requests topic and
  * handing each record to `take` in partition order, and committing what the ledger says is done.
  *
  * Backpressure: before each record, intake waits while the pending limit is reached (heartbeats
@@ -99,7 +98,7 @@ const HEARTBEAT_WAIT_MS = 1_000;
  */
 export class KafkaIntake {
   readonly #settings: IntakeSettings;
-  readonly #consumer: Consumer;
+  readonly #consumer: GroupConsumer;
   readonly #capacity: PendingLimit;
   readonly #take: Take;
   readonly #events: IntakeEvents;
@@ -116,7 +115,7 @@ export class KafkaIntake {
   #stopping = false;
 
   constructor(options: {
-    kafka: Kafka;
+    consumer: GroupConsumer;
     settings: IntakeSettings;
     capacity: PendingLimit;
     take: Take;
@@ -134,26 +133,12 @@ export class KafkaIntake {
     this.#events = options.events;
     this.#log = options.logger;
     this.#metrics = options.metrics;
-    this.#consumer = options.kafka.consumer({
-      groupId: settings.groupId,
-      sessionTimeout: settings.sessionTimeoutMs,
-      heartbeatInterval: heartbeatIntervalMs(settings.sessionTimeoutMs),
-      maxWaitTimeInMs: 250, // how long the broker may hold an empty fetch
-      // kafkajs turns a whole fetch response into message objects at once, and waiting events keep
-      // their response buffers; 256 KiB a partition (kafkajs: 1 MiB) keeps that small while still
-      // holding ~1,000 fraud events a partition per fetch.
-      maxBytesPerPartition: 262_144,
-      maxBytes: 4_194_304,
-      // A broker outage is waited out by retrying, at most a second apart, for as long as it lasts:
-      // a consumer that crashed and restarted would rejoin as a new member, and the group would
-      // then wait a whole session timeout for the old one before anyone consumes again.
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1_000 },
-    });
+    this.#consumer = options.consumer;
     this.#committer = new Committer({
       ledger: this.#ledger,
       commit: async (offsets) => {
         const bounds = this.#bounds;
-        await this.#consumer.commitOffsets(
+        await this.#consumer.commit(
           bounds === undefined
             ? offsets
             : offsets.map((offset) => ({ ...offset, metadata: bounds.metadata(offset.partition) })),
@@ -175,41 +160,30 @@ export class KafkaIntake {
   }
 
   async start(): Promise<void> {
-    const { events } = this.#consumer;
-    this.#consumer.on(events.GROUP_JOIN, ({ payload }) => {
-      const keep = this.#memberId !== undefined && this.#memberId === payload.memberId;
-      this.#memberId = payload.memberId;
-      const revoked = this.#ledger.assign(payload.memberAssignment, keep);
-      this.#joined = true;
-      this.#events.contact();
-      this.#events.joined(payload.memberAssignment, revoked);
-      if (this.#bounds !== undefined) {
-        const partitions = payload.memberAssignment[this.#settings.topic] ?? [];
-        this.#bounds.assigned(partitions);
-        this.#position(partitions);
-      }
-    });
-    this.#consumer.on(events.END_BATCH_PROCESS, ({ payload }) => {
-      // A fetch of only transaction markers or aborted records never reaches eachBatch; when it
-      // passes a range's end, the range was read through all the same.
-      if (payload.batchSize !== 0) return;
-      const lease = this.#ledger.lease(payload.topic, payload.partition);
-      const end = lease.range?.end;
-      if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end) this.#readThrough(lease);
-    });
-    this.#consumer.on(events.FETCH, () => this.#events.contact());
-    this.#consumer.on(events.HEARTBEAT, () => this.#events.contact());
-    this.#consumer.on(events.CRASH, ({ payload }) => this.#events.crashed(payload.error, payload.restart));
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({
-      topics: [this.#settings.topic],
-      fromBeginning: this.#settings.fromBeginning,
-    });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 8,
-      eachBatch: (payload) => this.#track(this.#handle(payload)),
+    await this.#consumer.start({
+      joined: (memberId, assignment) => {
+        const keep = this.#memberId !== undefined && this.#memberId === memberId;
+        this.#memberId = memberId;
+        const revoked = this.#ledger.assign(assignment, keep);
+        this.#joined = true;
+        this.#events.contact();
+        this.#events.joined(assignment, revoked);
+        if (this.#bounds !== undefined) {
+          const partitions = assignment[this.#settings.topic] ?? [];
+          this.#bounds.assigned(partitions);
+          this.#position(partitions);
+        }
+      },
+      skipped: (topic, partition, lastOffset) => {
+        // A fetch of only transaction markers or aborted records: when it passes a range's end,
+        // the range was read through all the same.
+        const lease = this.#ledger.lease(topic, partition);
+        const end = lease.range?.end;
+        if (end !== undefined && lastOffset + 1n >= end) this.#readThrough(lease);
+      },
+      batch: (batch) => this.#track(this.#handle(batch)),
+      contact: () => this.#events.contact(),
+      crashed: (error, restart) => this.#events.crashed(error, restart),
     });
   }
 
@@ -227,12 +201,12 @@ export class KafkaIntake {
     const freshPartitions = fresh.map((lease) => lease.partition);
     const known = this.#bounds!.resolveNow?.(freshPartitions);
     if (known !== undefined) {
-      // Positioned before the first fetch: nothing to hold back (kafkajs would otherwise sleep a
-      // whole fetch wait with every partition paused).
+      // Positioned before the first fetch: nothing to hold back (a consumer would otherwise sleep
+      // a whole fetch wait with every partition paused).
       this.#applyPositions(fresh, known, false);
       return;
     }
-    this.#consumer.pause([{ topic, partitions: freshPartitions }]);
+    this.#consumer.pause(freshPartitions);
     const work = (async () => {
       let positions: ReadonlyMap<number, ReplayPosition>;
       try {
@@ -252,7 +226,6 @@ export class KafkaIntake {
     positions: ReadonlyMap<number, ReplayPosition>,
     resume: boolean,
   ): void {
-    const topic = this.#settings.topic;
     const go: number[] = [];
     const done: number[] = [];
     for (const lease of leases) {
@@ -263,13 +236,12 @@ export class KafkaIntake {
         done.push(lease.partition);
         continue;
       }
-      const from = position.committed ?? position.range.start;
-      this.#consumer.seek({ topic, partition: lease.partition, offset: from.toString() });
+      this.#consumer.seek(lease.partition, position.committed ?? position.range.start);
       go.push(lease.partition);
     }
     // A partition with nothing left to read is not fetched at all.
-    if (done.length > 0 && !resume) this.#consumer.pause([{ topic, partitions: done }]);
-    if (resume && go.length > 0 && !this.#stopping) this.#consumer.resume([{ topic, partitions: go }]);
+    if (done.length > 0 && !resume) this.#consumer.pause(done);
+    if (resume && go.length > 0 && !this.#stopping) this.#consumer.resume(go);
     this.#reportFinished();
     // A range that is empty, or was read through before any commit, still commits its end.
     this.#committer.schedule();
@@ -279,7 +251,7 @@ export class KafkaIntake {
   #readThrough(lease: PartitionLease): void {
     if (!lease.markReadThrough()) return;
     try {
-      this.#consumer.pause([{ topic: lease.topic, partitions: [lease.partition] }]);
+      this.#consumer.pause([lease.partition]);
     } catch {
       // Stopped meanwhile: nothing is fetched any more anyway.
     }
@@ -304,7 +276,7 @@ export class KafkaIntake {
   async pause(): Promise<void> {
     this.#stopping = true;
     try {
-      this.#consumer.pause([{ topic: this.#settings.topic }]);
+      this.#consumer.pause();
     } catch {
       // Not running yet (stopped during start-up): there is nothing to pause.
     }
@@ -330,45 +302,44 @@ export class KafkaIntake {
     return work.finally(() => this.#handlers.delete(work));
   }
 
-  async #handle(payload: EachBatchPayload): Promise<void> {
-    const { batch } = payload;
-    if (this.#stopping || batch.isEmpty()) return;
-    const { topic, partition } = batch;
+  async #handle(batch: FetchedBatch): Promise<void> {
+    const { topic, partition, records } = batch;
+    if (this.#stopping || records.length === 0) return;
     const metrics = this.#metrics;
     const lease = this.#ledger.lease(topic, partition);
     const range = lease.range;
     // A bounded replay's lag is what is left of its range, not of the topic.
     const lag =
       range === undefined
-        ? Number(batch.offsetLag())
-        : Math.max(0, Number(range.end - BigInt(batch.lastOffset()) - 1n));
+        ? batch.lag
+        : Math.max(0, Number(range.end - BigInt(records[records.length - 1]!.offset) - 1n));
     metrics.consumerLag.set({ topic, partition: String(partition) }, lag);
-    const oldest = Number(batch.messages[0]?.timestamp);
+    const oldest = Number(records[0]!.timestamp);
     if (oldest > 0)
       metrics.stageSeconds.observe({ stage: 'fetch' }, Math.max(0, Date.now() - oldest) / 1_000);
     // A bounded lease not positioned yet: nothing is resolved, so the records are fetched again.
     if (this.#bounds !== undefined && (range === undefined || lease.readThrough)) return;
     // Whether records of this batch may still be taken. Only an await lets a rebalance, a seek or a
     // stop in, so the full check runs after each one and a cheap one per record.
-    const live = () => !this.#stopping && !lease.revoked && payload.isRunning() && !payload.isStale();
+    const live = () => !this.#stopping && !lease.revoked && batch.current();
     // One context for the batch, pointed at each record in turn: records are taken one at a time.
-    const context: TakeContext & { message: KafkaMessage } = {
+    const context: TakeContext & { message: ConsumedRecord } = {
       topic,
       partition,
-      message: batch.messages[0]!,
+      message: records[0]!,
       track: () => ({ lease, entry: lease.track(context.message.offset) }),
-      heartbeat: () => payload.heartbeat(),
+      heartbeat: () => batch.heartbeat(),
       live,
     };
     let taken = 0;
-    /** The last offset done with here; kafkajs fetches on from the one after it. */
+    /** The last offset done with here; the consumer fetches on from the one after it. */
     let resolved: string | undefined;
     // Offsets rise within a batch: once one is new to the lease, so are the rest.
     let handedOutAgain = true;
     let slice = performance.now();
     try {
       if (!live()) return;
-      for (const message of batch.messages) {
+      for (const message of records) {
         if (this.#stopping || lease.revoked) break;
         if (range !== undefined) {
           const offset = BigInt(message.offset);
@@ -397,7 +368,7 @@ export class KafkaIntake {
           slice = performance.now();
         }
         if (!this.#capacity.hasCapacity()) {
-          await this.#waitForCapacity(() => payload.heartbeat(), live);
+          await this.#waitForCapacity(() => batch.heartbeat(), live);
           if (!live()) break;
         }
         context.message = message;
@@ -414,7 +385,7 @@ export class KafkaIntake {
         }
       }
     } finally {
-      if (resolved !== undefined) payload.resolveOffset(resolved);
+      if (resolved !== undefined) batch.resolve(resolved);
     }
     metrics.eventsConsumed.inc({ topic }, taken);
   }
@@ -428,11 +399,6 @@ export class KafkaIntake {
     }
     this.#metrics.backpressureSeconds.inc((performance.now() - started) / 1_000);
   }
-}
-
-/** Kafka's rule of thumb: heartbeats at most a third of the session timeout apart (3 s at most). */
-export function heartbeatIntervalMs(sessionTimeoutMs: number): number {
-  return Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
 }
 
 async function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {

@@ -1,14 +1,28 @@
 import { Worker } from 'node:worker_threads';
-import type { Kafka, ProducerBatch, TopicMessages } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { createProducer, kafkaSettings, type KafkaSettings } from './client.js';
+import { PlatformaticProducer } from './platformatic-producer.js';
 import { packTopicMessages } from './record-pack.js';
+import type { TopicRecords } from './records.js';
 
-/** What serve needs of a producer; kafkajs's Producer is one, ThreadedProducer is another. */
+/** Records for several topics, sent in one request, acknowledged by `acks` replicas (-1: all in sync). */
+export interface ProducerBatch {
+  topicMessages: TopicRecords[];
+  acks: number;
+}
+
+/**
+ * What serve needs of a producer: kafkajs's Producer is one, PlatformaticProducer another, and
+ * ThreadedProducer runs either in a worker thread.
+ */
 export interface BatchProducer {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   sendBatch(batch: ProducerBatch): Promise<unknown>;
 }
+
+/** The Kafka clients serve can fetch and send with (STREAMSCORE_KAFKA_CLIENT). */
+export type KafkaClientName = 'kafkajs' | 'platformatic';
 
 /** Messages to the producer thread (see producer-worker.ts). */
 export type ProducerRequest =
@@ -28,6 +42,7 @@ export interface RemoteError {
 export type ProducerReply = { id: number; ok: true } | { id: number; ok: false; error: RemoteError };
 
 export interface ProducerThreadOptions {
+  client: KafkaClientName;
   kafka: KafkaSettings;
   logLevel: string;
 }
@@ -71,15 +86,20 @@ export function kafkaErrorTypes(error: unknown): string[] {
 /** serve's producer: in a worker thread (STREAMSCORE_PRODUCER_THREAD) or on this one. */
 export function openProducer(
   kafka: Kafka,
-  config: KafkaSettings & { producerThread: boolean; logLevel: string },
+  config: KafkaSettings & { producerThread: boolean; logLevel: string; kafkaClient: KafkaClientName },
 ): BatchProducer {
-  return config.producerThread
-    ? new ThreadedProducer({ kafka: kafkaSettings(config), logLevel: config.logLevel })
-    : createProducer(kafka);
+  if (config.producerThread) {
+    return new ThreadedProducer({
+      client: config.kafkaClient,
+      kafka: kafkaSettings(config),
+      logLevel: config.logLevel,
+    });
+  }
+  return config.kafkaClient === 'platformatic' ? new PlatformaticProducer(config) : createProducer(kafka);
 }
 
 /**
- * A kafkajs producer in a worker thread. Encoding produce requests (per-record buffers, varints,
+ * A producer (kafkajs's, or @platformatic/kafka's) in a worker thread. Encoding produce requests (per-record buffers, varints,
  * CRC32C, partitioning) is the largest single cost in kafkajs, about 10-15 µs a record on the main
  * thread, where it would hold back fetching, decoding and the next batch. Here the main thread
  * packs each request into one buffer and transfers it (record-pack.ts); the thread owns the
@@ -132,7 +152,7 @@ export class ThreadedProducer implements BatchProducer {
   sendBatch(batch: ProducerBatch): Promise<void> {
     let packed: ArrayBuffer;
     try {
-      packed = packTopicMessages(batch.topicMessages ?? ([] as TopicMessages[]));
+      packed = packTopicMessages(batch.topicMessages);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }

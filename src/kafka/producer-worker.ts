@@ -1,11 +1,13 @@
 /**
- * The producer thread behind ThreadedProducer (producer-thread.ts): one kafkajs producer with
+ * The producer thread behind ThreadedProducer (producer-thread.ts): one producer of the configured
+ * Kafka client with
  * serve's settings, doing what the main thread asks in the order it asks. Ordering across sends is
  * the caller's: OrderedPublisher waits for each acknowledgement before its next request.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../telemetry/logger.js';
 import { createKafka, createProducer } from './client.js';
+import { PlatformaticProducer } from './platformatic-producer.js';
 import {
   kafkaErrorTypes,
   type ProducerReply,
@@ -18,7 +20,10 @@ import { unpackTopicMessages } from './record-pack.js';
 const port = parentPort!;
 const options = workerData as ProducerThreadOptions;
 const logger = createLogger(options.logLevel).child({ thread: 'producer' });
-const producer = createProducer(createKafka(options.kafka, logger));
+const producer =
+  options.client === 'platformatic'
+    ? new PlatformaticProducer(options.kafka)
+    : createProducer(createKafka(options.kafka, logger));
 
 function describe(error: unknown): RemoteError {
   const retriable = (error as { retriable?: unknown }).retriable;

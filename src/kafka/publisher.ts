@@ -1,4 +1,4 @@
-import type { Message, TopicMessages } from 'kafkajs';
+import type { OutRecord, TopicRecords } from './records.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import {
@@ -50,14 +50,14 @@ export interface PublisherEvents {
 }
 
 interface Send {
-  topicMessages: TopicMessages[];
+  topicMessages: TopicRecords[];
   /** Record bytes of the whole publish. */
   bytes: number;
   /**
    * Only for a publish larger than a request: its records one by one, and how many are already
    * taken into requests.
    */
-  records?: { topic: string; message: Message; bytes: number }[];
+  records?: { topic: string; message: OutRecord; bytes: number }[];
   next: number;
   onAck: () => void;
 }
@@ -99,7 +99,7 @@ export class OrderedPublisher {
     return this.#waiting.length + this.#inFlight;
   }
 
-  publish(topicMessages: TopicMessages[], onAck: () => void): void {
+  publish(topicMessages: TopicRecords[], onAck: () => void): void {
     if (this.#stopped) return;
     let bytes = 0;
     for (const { messages } of topicMessages) for (const message of messages) bytes += recordBytes(message);
@@ -142,7 +142,7 @@ export class OrderedPublisher {
    * The records of the next request, in publish order, within the byte limit (at least one record),
    * and the publishes it completes. Whole publishes go together; one larger than the limit is cut.
    */
-  #takeRequest(): { topicMessages: TopicMessages[]; completed: Send[] } {
+  #takeRequest(): { topicMessages: TopicRecords[]; completed: Send[] } {
     const head = this.#waiting[0]!;
     if (head.records === undefined && head.bytes > this.#maxRequestBytes) {
       head.records = [];
@@ -163,9 +163,9 @@ export class OrderedPublisher {
   }
 
   /** The next part of a publish cut across requests; it completes with its last part. */
-  #takePart(send: Send): { topicMessages: TopicMessages[]; completed: Send[] } {
+  #takePart(send: Send): { topicMessages: TopicRecords[]; completed: Send[] } {
     const records = send.records!;
-    const byTopic = new Map<string, Message[]>();
+    const byTopic = new Map<string, OutRecord[]>();
     let bytes = 0;
     let taken = 0;
     while (send.next < records.length) {
@@ -197,7 +197,7 @@ export class OrderedPublisher {
     return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), completed };
   }
 
-  async #sendWithRetry(topicMessages: TopicMessages[]): Promise<boolean> {
+  async #sendWithRetry(topicMessages: TopicRecords[]): Promise<boolean> {
     let backoff = 100;
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -230,9 +230,9 @@ export class OrderedPublisher {
 }
 
 /** One entry per topic, records in publish order: sendBatch keeps a topic's array order per partition. */
-function mergeByTopic(sends: readonly Send[]): TopicMessages[] {
+function mergeByTopic(sends: readonly Send[]): TopicRecords[] {
   if (sends.length === 1) return sends[0]!.topicMessages;
-  const byTopic = new Map<string, TopicMessages>();
+  const byTopic = new Map<string, TopicRecords>();
   for (const send of sends) {
     for (const { topic, messages } of send.topicMessages) {
       const merged = byTopic.get(topic);
@@ -253,7 +253,7 @@ function cannotSucceed(error: unknown): boolean {
 }
 
 /** Bytes a record takes on the wire: key, value, headers, and a little framing. */
-export function recordBytes(message: Message): number {
+export function recordBytes(message: OutRecord): number {
   let bytes = RECORD_OVERHEAD_BYTES + byteLength(message.key) + byteLength(message.value);
   if (message.headers === undefined) return bytes;
   for (const [name, value] of Object.entries(message.headers)) {

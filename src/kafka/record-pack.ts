@@ -1,4 +1,4 @@
-import type { IHeaders, Message, TopicMessages } from 'kafkajs';
+import type { OutRecord, RecordHeaders, TopicRecords } from './records.js';
 
 /**
  * Produce requests as one contiguous buffer, so they cross to the producer thread as a single
@@ -10,7 +10,7 @@ import type { IHeaders, Message, TopicMessages } from 'kafkajs';
  * A string is u32 length + UTF-8; bytes are i32 length (-1 for null) + the bytes.
  * Header values that are arrays become one header each (Kafka allows repeated names).
  */
-export function packTopicMessages(topicMessages: readonly TopicMessages[]): ArrayBuffer {
+export function packTopicMessages(topicMessages: readonly TopicRecords[]): ArrayBuffer {
   const parts: (Buffer | string | null | undefined)[] = [];
   let size = 4;
   const addString = (text: string) => {
@@ -79,7 +79,7 @@ export function packTopicMessages(topicMessages: readonly TopicMessages[]): Arra
 }
 
 /** The records of packTopicMessages; keys, values and header values are views of `packed`. */
-export function unpackTopicMessages(packed: ArrayBuffer): TopicMessages[] {
+export function unpackTopicMessages(packed: ArrayBuffer): TopicRecords[] {
   const data = Buffer.from(packed);
   let at = 0;
   const u32 = () => {
@@ -101,17 +101,17 @@ export function unpackTopicMessages(packed: ArrayBuffer): TopicMessages[] {
     at += length;
     return view;
   };
-  const topics: TopicMessages[] = [];
+  const topics: TopicRecords[] = [];
   for (let t = u32(); t > 0; t -= 1) {
     const topic = string();
-    const messages: Message[] = [];
+    const messages: OutRecord[] = [];
     for (let m = u32(); m > 0; m -= 1) {
       const key = bytes();
       const value = bytes();
       const headerCount = u32();
-      const message: Message = { key, value };
+      const message: OutRecord = { key, value };
       if (headerCount > 0) {
-        const headers: IHeaders = {};
+        const headers: RecordHeaders = {};
         for (let h = 0; h < headerCount; h += 1) {
           const name = string();
           const headerValue = bytes() ?? undefined;
@@ -130,7 +130,7 @@ export function unpackTopicMessages(packed: ArrayBuffer): TopicMessages[] {
   return topics;
 }
 
-function flattenHeaders(headers: IHeaders | undefined): [string, Buffer | string | null | undefined][] {
+function flattenHeaders(headers: RecordHeaders | undefined): [string, Buffer | string | null | undefined][] {
   if (headers === undefined) return [];
   const flat: [string, Buffer | string | null | undefined][] = [];
   for (const [name, value] of Object.entries(headers)) {

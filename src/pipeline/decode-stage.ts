@@ -1,4 +1,4 @@
-import type { KafkaMessage } from 'kafkajs';
+import type { ConsumedRecord } from '../kafka/records.js';
 import type { MicroBatcher } from '../batching/batcher.js';
 import type { PendingLimit } from '../batching/capacity.js';
 import type { DeadLetterSource } from '../codec/dead-letter.js';
@@ -174,7 +174,7 @@ function unexpected(error: unknown): Rejection {
   };
 }
 
-function sourceOf(topic: string, partition: number, message: KafkaMessage): DeadLetterSource {
+function sourceOf(topic: string, partition: number, message: ConsumedRecord): DeadLetterSource {
   const { offset, key, value, headers } = message;
   return { topic, partition, offset, key, value, headers };
 }

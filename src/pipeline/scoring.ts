@@ -1,4 +1,4 @@
-import type { Message } from 'kafkajs';
+import type { OutRecord } from '../kafka/records.js';
 import type { MicroBatcher } from '../batching/batcher.js';
 import type { PendingLimit } from '../batching/capacity.js';
 import type { Prediction, RecordEncoder } from '../codec/predictions.js';
@@ -466,7 +466,7 @@ export class ScoringStage {
 
   /** Predictions in event order, one publish; rejected events to the dead-letter topic. */
   #publish(slots: Slot[], started: number, shadowHold: ReturnType<LiveModels['hold']> | undefined): void {
-    const messages: Message[] = [];
+    const messages: OutRecord[] = [];
     const published: Slot[] = [];
     const rejected: Rejected[] = [];
     const scoredAt = Date.now();
@@ -484,7 +484,7 @@ export class ScoringStage {
           event_time: item.event.event_time,
           scored_at: scoredAt,
         };
-        const message: Message = { key: item.source.key, value: this.#encoder.encodeNow(prediction) };
+        const message: OutRecord = { key: item.source.key, value: this.#encoder.encodeNow(prediction) };
         if (slot.cached === true) message.headers = { [CACHE_HEADER]: 'hit' };
         if (slot.from !== undefined)
           message.headers = { ...message.headers, [FALLBACK_HEADER]: slot.from.metadata.version };

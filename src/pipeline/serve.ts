@@ -13,7 +13,6 @@
  * letter was acknowledged, and never past a record still in flight. Infrastructure trouble stalls
  * the pipeline (PipelineHealth, /readyz) and never turns good events into dead letters.
  */
-import type { Kafka } from 'kafkajs';
 import { MicroBatcher } from '../batching/batcher.js';
 import { PendingLimit } from '../batching/capacity.js';
 import { RecordEncoder, type Prediction, type ShadowPrediction } from '../codec/predictions.js';
@@ -21,8 +20,12 @@ import { RequestDecoder } from '../codec/requests.js';
 import type { SchemaSource } from '../codec/schemas.js';
 import type { Config } from '../config/options.js';
 import { describeError } from '../errors.js';
-import { KafkaIntake, heartbeatIntervalMs, type ReplayBounds } from '../kafka/intake.js';
-import { lastConnectionTrouble } from '../kafka/client.js';
+import {
+  heartbeatIntervalMs,
+  type GroupConsumer,
+  type GroupConsumerSettings,
+} from '../kafka/group-consumer.js';
+import { KafkaIntake, type ReplayBounds } from '../kafka/intake.js';
 import type { BatchProducer } from '../kafka/producer-thread.js';
 import { MAX_REQUEST_BYTES, OrderedPublisher } from '../kafka/publisher.js';
 import type { LiveModels, Routing } from '../models/live.js';
@@ -57,8 +60,8 @@ export type ServeSettings = Pick<
 
 export interface ServeDeps {
   settings: ServeSettings;
-  /** The client of the consumer (see createKafka's `patient`). */
-  kafka: Kafka;
+  /** The consumer of the requests topic, of the configured Kafka client (see groupConsumers). */
+  openConsumer: (settings: GroupConsumerSettings) => GroupConsumer;
   schemas: SchemaSource;
   predictionSchemaId: number;
   shadowSchemaId: number;
@@ -84,6 +87,7 @@ export class ServePipeline {
   readonly #batcher: MicroBatcher<Pending>;
   readonly #publisher: OrderedPublisher;
   readonly #intake: KafkaIntake;
+  readonly #consumer: GroupConsumer;
   readonly #decode: DecodeStage;
   readonly #encoders: [RecordEncoder<Prediction>, RecordEncoder<ShadowPrediction>];
   readonly #shadows: ShadowScorer;
@@ -141,8 +145,14 @@ export class ServePipeline {
       onFatal: (error) => this.#fail(error),
     });
     this.#silenceMs = Math.max(6_000, 2 * heartbeatIntervalMs(settings.sessionTimeoutMs));
+    this.#consumer = deps.openConsumer({
+      topic: settings.requestsTopic,
+      groupId: settings.groupId,
+      sessionTimeoutMs: settings.sessionTimeoutMs,
+      fromBeginning: settings.fromBeginning,
+    });
     this.#intake = new KafkaIntake({
-      kafka: deps.kafka,
+      consumer: this.#consumer,
       settings: { ...settings, topic: settings.requestsTopic },
       capacity: this.#capacity,
       take: this.#decode.take,
@@ -295,7 +305,7 @@ export class ServePipeline {
 
   #checkContact(): void {
     if (this.#intake.joined && Date.now() - this.#lastContact > this.#silenceMs) {
-      const trouble = lastConnectionTrouble(this.#deps.kafka);
+      const trouble = this.#consumer.trouble();
       const detail = trouble === undefined ? '' : ` (last: ${trouble})`;
       this.health.stall(
         'broker',

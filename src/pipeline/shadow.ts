@@ -1,4 +1,4 @@
-import type { Message } from 'kafkajs';
+import type { OutRecord } from '../kafka/records.js';
 import type { BatchProducer } from '../kafka/producer-thread.js';
 import type { RecordEncoder, ShadowPrediction } from '../codec/predictions.js';
 import { describeError } from '../errors.js';
@@ -91,7 +91,7 @@ export class ShadowScorer {
         return;
       }
       try {
-        const messages: Message[] = [];
+        const messages: OutRecord[] = [];
         const counts: [ModelRunner, number][] = [];
         for (const runner of work.hold.routing.shadows) {
           const produced = await this.#score(runner, work);
@@ -109,7 +109,7 @@ export class ShadowScorer {
     }
   }
 
-  async #score(runner: ModelRunner, work: ShadowWork): Promise<Message[]> {
+  async #score(runner: ModelRunner, work: ShadowWork): Promise<OutRecord[]> {
     const { name: model, version } = runner.metadata;
     const matrix = matrixOf(work.features, runner.featureNames);
     if (incompleteRows(matrix, runner.featureNames.length).length > 0) {
@@ -131,7 +131,7 @@ export class ShadowScorer {
     );
     this.#metrics.batchRows.observe({ model, version, route: 'shadow' }, rows);
     const scoredAt = Date.now();
-    const messages: Message[] = [];
+    const messages: OutRecord[] = [];
     let nonFinite = 0;
     work.events.forEach((event, row) => {
       const values: Record<string, number> = {};
@@ -162,7 +162,7 @@ export class ShadowScorer {
   }
 
   /** Chains the send; waits only when too many are already in flight (bounded memory). */
-  async #enqueueSend(messages: Message[], counts: [ModelRunner, number][]): Promise<void> {
+  async #enqueueSend(messages: OutRecord[], counts: [ModelRunner, number][]): Promise<void> {
     this.#sendsPending += 1;
     const sent = this.#sends
       .then(() => this.#send(messages, counts))
@@ -171,7 +171,7 @@ export class ShadowScorer {
     if (this.#sendsPending > MAX_SENDS_IN_FLIGHT) await sent;
   }
 
-  async #send(messages: Message[], counts: [ModelRunner, number][]): Promise<void> {
+  async #send(messages: OutRecord[], counts: [ModelRunner, number][]): Promise<void> {
     try {
       await this.#producer.sendBatch({ topicMessages: [{ topic: this.#topic, messages }], acks: -1 });
       for (const [runner, count] of counts) {
