@@ -185,8 +185,10 @@ async function main(): Promise<number> {
     say(
       `secured stack: ${secured.startedHere ? 'started by this run' : 'already running'} (${secured.envFile})`,
     );
+    // The runner's own settings are not streamscore's: the CLI refuses unknown STREAMSCORE_ names.
+    const { STREAMSCORE_TEST_CLIENTS: _clients, STREAMSCORE_KEEP_STACK: _keep, ...inherited } = process.env;
     const env = {
-      ...process.env,
+      ...inherited,
       KAFKA_BROKERS: infrastructure.brokers,
       SCHEMA_REGISTRY_URL: infrastructure.registryUrl,
       SECURED_STACK_ENV: secured.envFile,
