@@ -183,10 +183,9 @@ describe('deploy/ manifests', () => {
     const spec = autoscaling.spec;
     assert.equal(spec.scaleTargetRef.name, serve.metadata!.name);
     assert.equal(serve.spec!.replicas, undefined, 'the autoscaler, not the Deployment, sets the count');
-    assert.equal(spec.triggers.length, 1);
-    const trigger = spec.triggers[0]!;
-    assert.equal(trigger.type, 'kafka');
-    const metadata = trigger.metadata as Record<string, string>;
+    const kafkaTriggers = spec.triggers.filter((trigger) => trigger.type === 'kafka');
+    assert.equal(kafkaTriggers.length, 1, 'one kafka trigger');
+    const metadata = kafkaTriggers[0]!.metadata as Record<string, string>;
     assert.equal(metadata.bootstrapServers, config.kafkaBrokers.join(','));
     assert.equal(metadata.consumerGroup, config.groupId);
     assert.equal(metadata.topic, config.requestsTopic);
@@ -198,5 +197,16 @@ describe('deploy/ manifests', () => {
       'maxReplicaCount is the partition count of the requests topic (STREAMSCORE_TOPIC_PARTITIONS)',
     );
     assert.ok((spec.minReplicaCount ?? 0) >= 1 && spec.minReplicaCount! <= spec.maxReplicaCount);
+  });
+
+  it('measures CPU against the request of the serve container', () => {
+    const cpu = autoscaling.spec.triggers.filter((trigger) => trigger.type === 'cpu');
+    for (const trigger of cpu) {
+      // Utilization is a percentage of the container's request, which must be set.
+      assert.equal(trigger.metricType, 'Utilization');
+      assert.equal(trigger.metadata.containerName, container(serve).name);
+      assert.ok(container(serve).resources?.requests?.cpu !== undefined);
+      assert.match(trigger.metadata.value ?? '', /^[1-9]\d?$/, 'a percentage below 100');
+    }
   });
 });
