@@ -38,7 +38,8 @@ const EVENTS_PER_PARTITION = 12_000;
 const PENDING_LIMIT = 300;
 /**
  * The most bytes one fetch returns for a partition: serve asks for 256 KiB; 1 MiB, the Kafka
- * consumer's default, leaves room for a client that asks for more.
+ * consumer's default, leaves room for a client that asks for more. (A fetch may exceed its limit
+ * by one record batch; the batches written here are far smaller.)
  */
 const FETCH_BYTES = 1_048_576;
 

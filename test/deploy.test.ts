@@ -2,17 +2,16 @@
  * deploy/: the Kubernetes and KEDA manifests, validated against their schemas and checked against
  * streamscore's own settings.
  *
- * The validator: kubernetes-models and @kubernetes-models/keda (npm, one maintained project),
- * whose models carry JSON-schema validators compiled from the Kubernetes OpenAPI spec and from
- * KEDA's API types; they install with `npm ci` and need no network at test time. Alternatives
- * looked at: kubeconform, a Go binary on neither npm nor PyPI, which downloads its schemas unless
- * they are vendored; kubernetes-validate (PyPI) ships strict Kubernetes schemas but has no KEDA
- * schema and would put Python into `npm test`; vendoring the JSON schemas for ajv would keep
- * megabytes of generated files in the repository, updated by hand. Measured on these files: wrong
- * types, missing required fields, int32 ranges and KEDA's string-only trigger metadata are refused
- * (the negative cases below); unknown fields are not, as the OpenAPI schemas leave objects open
- * (kubeconform accepts them too, unless -strict), so the fields that matter are also read by name
- * below, where a misspelt one fails.
+ * Validator: kubernetes-models with @kubernetes-models/keda (npm, one maintained project; ~20 MB
+ * installed, this file runs in about a second). Their models carry JSON-schema validators compiled
+ * from the Kubernetes OpenAPI spec and from KEDA's API types, installed by `npm ci`, with no network
+ * at test time. Not chosen: kubeconform, a Go binary on neither npm nor PyPI that downloads its
+ * schemas unless they are vendored; kubernetes-validate (PyPI), which has no KEDA schema and would
+ * bring Python into `npm test`; ajv over vendored schemas, megabytes of generated files to update
+ * by hand. Checked on these files (the negative cases below): wrong types, missing required fields,
+ * int32 ranges, resource quantities and KEDA's string-only trigger metadata are refused. Unknown
+ * fields are not: the OpenAPI schemas leave objects open (kubeconform too, without -strict), so the
+ * fields that matter are also read by name below, where a misspelt one fails.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -114,6 +113,14 @@ describe('deploy/ manifests', () => {
     const replicasAsText = copy(autoscaling);
     replicasAsText.spec.maxReplicaCount = '6' as unknown as number;
     assert.throws(() => validate(replicasAsText), /maxReplicaCount must be integer/);
+
+    const tooManyReplicas = copy(autoscaling);
+    tooManyReplicas.spec.maxReplicaCount = 2 ** 40;
+    assert.throws(() => validate(tooManyReplicas), /maxReplicaCount must match format "int32"/);
+
+    const memoryInWords = copy(serve);
+    container(memoryInWords).resources!.limits!.memory = 'half a gigabyte';
+    assert.throws(() => validate(memoryInWords), /memory must match format "quantity"/);
 
     const thresholdAsNumber = copy(autoscaling);
     (thresholdAsNumber.spec.triggers[0]!.metadata as Record<string, unknown>).lagThreshold = 50_000;
