@@ -193,6 +193,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
       this.#bump(partition);
     }
     this.#assigned = next;
+    this.#log.debug({ memberId, partitions, generation: this.#consumer.generationId }, 'group joined');
     this.#handlers?.joined(memberId, { [this.#settings.topic]: [...partitions] });
     this.#wake?.();
   }
@@ -322,13 +323,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
           for (const record of batch.records) {
             const offset = batch.firstOffset + BigInt(record.offsetDelta);
             if (offset < from) continue;
-            records.push({
-              key: record.key,
-              value: record.value,
-              headers: headersOf(record.headers),
-              offset: offset.toString(),
-              timestamp: (batch.firstTimestamp + record.timestampDelta).toString(),
-            });
+            records.push(new FetchedRecord(record, offset, batch.firstTimestamp));
           }
         }
         if (records.length === 0) {
@@ -389,6 +384,10 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
       const offset = (offsets[partition] ?? -1n) >= 0n ? offsets[partition]! : reset[partition];
       if (offset !== undefined && offset >= 0n) this.#positions.set(partition, offset);
     }
+    this.#log.debug(
+      { partitions: missing, positions: missing.map((p) => this.#positions.get(p)?.toString() ?? null) },
+      'fetch positions looked up',
+    );
   }
 
   /**
@@ -487,6 +486,40 @@ function hasApiId(error: unknown, apiId: string): boolean {
     if (next.cause !== undefined) queue.push(next.cause);
   }
   return false;
+}
+
+type RawRecord = NonNullable<
+  FetchResponse['responses'][number]['partitions'][number]['records']
+>[number]['records'][number];
+
+/**
+ * A fetched record as serve reads it. Its timestamp and headers are converted when asked for:
+ * most records are only decoded, and their headers are read only for a dead letter.
+ */
+class FetchedRecord implements ConsumedRecord {
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly offset: string;
+  readonly #raw: RawRecord;
+  readonly #batchTimestamp: bigint;
+  #headers: RecordHeaders | undefined | null = null;
+
+  constructor(raw: RawRecord, offset: bigint, batchTimestamp: bigint) {
+    this.key = raw.key;
+    this.value = raw.value;
+    this.offset = offset.toString();
+    this.#raw = raw;
+    this.#batchTimestamp = batchTimestamp;
+  }
+
+  get timestamp(): string {
+    return (this.#batchTimestamp + this.#raw.timestampDelta).toString();
+  }
+
+  get headers(): RecordHeaders | undefined {
+    if (this.#headers === null) this.#headers = headersOf(this.#raw.headers);
+    return this.#headers;
+  }
 }
 
 /** Kafka's header list as serve's headers: names as text, a repeated name's values in an array. */

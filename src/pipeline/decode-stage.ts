@@ -175,6 +175,16 @@ function unexpected(error: unknown): Rejection {
 }
 
 function sourceOf(topic: string, partition: number, message: ConsumedRecord): DeadLetterSource {
-  const { offset, key, value, headers } = message;
-  return { topic, partition, offset, key, value, headers };
+  const { offset, key, value } = message;
+  // Headers are read only for a dead letter; a client may convert them only when asked.
+  return {
+    topic,
+    partition,
+    offset,
+    key,
+    value,
+    get headers() {
+      return message.headers;
+    },
+  };
 }
