@@ -41,8 +41,10 @@ export interface ClientRun {
   drain: BestDrain | Failed;
   paced: PacedResult | Failed | undefined;
   /**
-   * Whether serve's log mentions the client by name: false means serve may have ignored
-   * STREAMSCORE_KAFKA_CLIENT (a serve without the setting runs kafkajs whatever it says).
+   * Whether a field of one of serve's log lines has the client's name as its value (kafkajs's own
+   * lines carry `component: "kafkajs"`; they show at warn level only). Evidence of which client
+   * ran, where serve logs it; serve refuses a STREAMSCORE_KAFKA_CLIENT it does not know, so a
+   * client that ran at all ran as asked.
    */
   named_in_log: boolean;
 }
