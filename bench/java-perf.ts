@@ -280,7 +280,11 @@ function run(
       .setEncoding('utf8')
       .on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-20_000)));
     const timer = setTimeout(() => {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // The group is already gone: nothing left to stop.
+      }
     }, timeoutMs);
     child.on('error', (error) => {
       clearTimeout(timer);
