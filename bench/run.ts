@@ -18,7 +18,7 @@ const METHOD: Record<string, string> = {
   model_ceiling:
     'ONNX Runtime in the bench process, no Kafka: buildMatrix + ModelRunner.score on generated rows, batches 1-2048 x intra-op threads 1-2; the best rows/s',
   transport_ceiling:
-    "the fastest of the relays on each Kafka client (bench/relay/kafkajs.ts, bench/relay/platformatic.ts), drains alternated, each a child process: consume, decode of every record and encode of a Prediction-shaped record with serve's codec, produce (acks=all) per 1000 records with up to 16 calls in flight while the next records are decoded, commit of each partition's offsets once the records before them are acknowledged, serve's client settings, no model; drain of a pre-filled topic",
+    "the fastest of the relays on each Kafka client (bench/relay/kafkajs.ts: eachBatch; bench/relay/platformatic.ts: the library's consumer stream), drains alternated, each a child process: consume, decode of every record and encode of a Prediction-shaped record with serve's codec, produce with serve's producer for that client (acks=all) per 1000 records with up to 16 calls in flight while the next records are decoded, commit of each partition's offsets once the records before them are acknowledged, serve's client settings, no model; drain of a pre-filled topic",
   java_reference:
     "Kafka's Java perf tools (ProducerPerformance, ConsumerPerformance from kafka-tools, the broker's release) on the same broker: the producer writes records of the model's event size, keys from 1000, acks=all, then the consumer reads them back (its rate from the first fetch, as a drain); CPU over the tool's whole process (JVM start included). The machine's reference, not a ceiling",
   cpu_us_per_event:

@@ -42,7 +42,7 @@ async function main(): Promise<number> {
     maxWaitTimeInMs: 250,
     retry: { retries: 10 },
   });
-  const producer = openProducer(kafka, config);
+  const producer = openProducer(kafka, { ...config, kafkaClient: 'kafkajs' });
   const sends = new InFlight(MAX_SENDS_IN_FLIGHT, fail('send'));
   const commits = new CommitAfterAcks(
     (offsets) =>

@@ -1,15 +1,15 @@
 /**
  * The transport relay on @platformatic/kafka, the same work as the kafkajs relay (kafkajs.ts):
- * consume the requests topic (the consumer's message stream, read in chunks of up to SEND_CHUNK
+ * consume the requests topic (the library's consumer stream, read in chunks of up to SEND_CHUNK
  * records), decode and encode every record with serve's codec classes (codec.ts), produce each
- * chunk with acks=all, up to MAX_SENDS_IN_FLIGHT calls awaiting acknowledgement while the next
- * records are read, and commit each partition's offsets once the records before them are
- * acknowledged (commits.ts). Keys are hashed with the library's compatibilityPartitioner (murmur2,
- * sign bit masked, modulo the partition count), which puts a key where Java's default partitioner
- * and kafkajs's DefaultPartitioner put it; the library's own default does not (it keeps all 32 bits).
+ * chunk with acks=all through serve's producer on this client (in a worker thread when serve's
+ * is, STREAMSCORE_PRODUCER_THREAD; keys hashed as Java's partitioner does), up to
+ * MAX_SENDS_IN_FLIGHT calls awaiting acknowledgement while the next records are read, and commit
+ * each partition's offsets once the records before them are acknowledged (commits.ts).
  *
- * The producer runs on the main thread: the library has no producer thread, so this relay does
- * the fetch, decode, encode and produce request encoding on one JavaScript thread.
+ * The stream, not serve's own fetch loop (src/kafka/platformatic-consumer.ts): the relay needs no
+ * per-partition pause or seek, and the stream fetches ahead of what is read (up to
+ * STREAM_HIGH_WATER_MARK records) where serve's loop fetches once a batch is handed over.
  *
  * Logs `joined consumer group` like serve, so the bench times both the same way.
  */
@@ -17,16 +17,12 @@ import {
   Consumer,
   MessagesStreamFallbackModes,
   MessagesStreamModes,
-  ProduceAcks,
-  Producer,
-  compatibilityPartitioner,
   type Message,
-  type MessageToProduce,
-  type SASLOptions,
 } from '@platformatic/kafka';
-import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import { tlsOptions } from '../../src/kafka/client.js';
-import type { Config } from '../../src/config/options.js';
+import { createKafka } from '../../src/kafka/client.js';
+import { platformaticOptions } from '../../src/kafka/platformatic-options.js';
+import { openProducer } from '../../src/kafka/producer-thread.js';
+import type { OutRecord } from '../../src/kafka/records.js';
 import { StopSignal, runRelay, setUpRelay } from './codec.js';
 import { CommitAfterAcks, nextOffsets } from './commits.js';
 import { InFlight } from './in-flight.js';
@@ -43,30 +39,6 @@ const STREAM_HIGH_WATER_MARK = 8 * SEND_CHUNK;
 /** Bytes a fetch may take of one partition: kafkajs's default, as the kafkajs relay keeps. */
 const MAX_BYTES_PER_PARTITION = 1_048_576; // 1 MiB
 
-/** serve's Kafka settings as the library takes them: brokers, client id, TLS and SASL. */
-function connection(config: Config): {
-  clientId: string;
-  bootstrapBrokers: string[];
-  tls?: TlsOptions;
-  sasl?: SASLOptions;
-} {
-  const tls = tlsOptions(config);
-  return {
-    clientId: config.kafkaClientId,
-    bootstrapBrokers: [...config.kafkaBrokers],
-    ...(tls === false ? {} : { tls }),
-    ...(config.kafkaSaslMechanism === 'none'
-      ? {}
-      : {
-          sasl: {
-            mechanism: config.kafkaSaslMechanism.toUpperCase() as SASLOptions['mechanism'],
-            username: config.kafkaSaslUsername,
-            password: config.kafkaSaslPassword,
-          },
-        }),
-  };
-}
-
 async function main(): Promise<number> {
   const { config, logger, log, codec } = await setUpRelay('transport-relay-platformatic');
   const fail = (what: string) => (error: unknown) => {
@@ -75,7 +47,7 @@ async function main(): Promise<number> {
     process.exit(1);
   };
   const consumer = new Consumer({
-    ...connection(config),
+    ...platformaticOptions(config),
     groupId: config.groupId,
     // The kafkajs relay's group settings (serve's).
     sessionTimeout: 30_000,
@@ -84,19 +56,15 @@ async function main(): Promise<number> {
     maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
     autocommit: false,
   });
-  const producer = new Producer({
-    ...connection(config),
-    acks: ProduceAcks.ALL,
-    partitioner: compatibilityPartitioner,
-    autocreateTopics: false,
-    maxInflights: MAX_SENDS_IN_FLIGHT,
-  });
+  // serve's producer on this client; the kafkajs client passed is only used on kafkajs.
+  const producer = openProducer(createKafka(config, logger), { ...config, kafkaClient: 'platformatic' });
   const sends = new InFlight(MAX_SENDS_IN_FLIGHT, fail('send'));
   const commits = new CommitAfterAcks((offsets) => consumer.commit({ offsets }), fail('commit'));
   consumer.on('consumer:group:join', (payload) =>
     log.info({ groupId: payload.groupId, memberId: payload.memberId }, 'joined consumer group'),
   );
 
+  await producer.connect();
   const stream = await consumer.consume({
     topics: [config.requestsTopic],
     mode: MessagesStreamModes.COMMITTED,
@@ -126,16 +94,15 @@ async function main(): Promise<number> {
         await Promise.race([new Promise<void>((resolve) => (wake = resolve)), stop.received]);
         continue;
       }
-      const messages: MessageToProduce[] = [];
+      const messages: OutRecord[] = [];
       for (const message of chunk) {
         messages.push({
-          topic,
           key: message.key,
           value: codec.encodeNow(message.value) ?? (await codec.encode(message.value)),
         });
       }
       const acked = commits.sent(nextOffsets(chunk));
-      await sends.add(producer.send({ messages }).then(acked));
+      await sends.add(producer.sendBatch({ topicMessages: [{ topic, messages }], acks: -1 }).then(acked));
     }
   };
   await relay();
@@ -143,7 +110,7 @@ async function main(): Promise<number> {
   await commits.idle();
   await stream.close();
   await consumer.close();
-  await producer.close();
+  await producer.disconnect();
   log.info('stopped');
   logger.flush();
   return 0;
