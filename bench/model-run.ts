@@ -6,7 +6,6 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { attempt, type Failed } from './attempt.js';
 import { drain, paced, type DrainResult, type PacedResult } from './cases.js';
-import type { ChildUnderTest } from './child.js';
 import { runJavaReference, type JavaReference } from './java-perf.js';
 import type { BenchClients, CaseTopics } from './kafka.js';
 import { THREAD_COUNTS, measureModelCeiling } from './model-ceiling.js';
@@ -314,12 +313,8 @@ async function compareClients(
   const { endpoints } = clients;
   const counts = plan.perModel[workload.model] ?? plan.perModel.heavy!;
   const runnable = plan.clients.filter((client) => serveClientProblem(client) === undefined);
-  const children = new Map<KafkaClientName, ChildUnderTest[]>(runnable.map((client) => [client, []]));
-  const start = (client: KafkaClientName) => (topics: CaseTopics) => {
-    const child = startServe(endpoints, topics, workload, settings, undefined, kafkaClientEnv(client));
-    children.get(client)!.push(child);
-    return child;
-  };
+  const start = (client: KafkaClientName) => (topics: CaseTopics) =>
+    startServe(endpoints, topics, workload, settings, undefined, kafkaClientEnv(client));
   const drains = await alternated(plan.drainRepeats, runnable, (client) =>
     drain(
       clients,
@@ -335,7 +330,7 @@ async function compareClients(
     const problem = serveClientProblem(client);
     if (problem !== undefined) {
       say(`  ${client}: skipped: ${problem}`);
-      runs.push({ client, drain: { error: `skipped: ${problem}` }, paced: undefined, named_in_log: false });
+      runs.push({ client, drain: { error: `skipped: ${problem}` }, paced: undefined });
       continue;
     }
     say(`  ${client} drain: ${describeDrain(drains[client])}`);
@@ -354,21 +349,9 @@ async function compareClients(
             ),
           );
     if (pacedResult !== undefined) say(`  ${client} paced: ${describePaced(pacedResult)}`);
-    const named = children.get(client)!.some((child) => mentions(child, client));
-    runs.push({ client, drain: drains[client], paced: pacedResult, named_in_log: named });
+    runs.push({ client, drain: drains[client], paced: pacedResult });
   }
   return runs;
-}
-
-/**
- * Whether any of a process's log lines has a field whose value is the client's name (as serve's
- * `component: "kafkajs"` lines have): a field, not any text, since the case's topic and group
- * names contain the client's name too.
- */
-function mentions(child: ChildUnderTest, client: string): boolean {
-  return child.lines.some((line) =>
-    Object.values(line).some((value) => typeof value === 'string' && value.toLowerCase() === client),
-  );
 }
 
 function describeDrain(result: DrainResult | Failed): string {

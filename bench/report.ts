@@ -259,7 +259,6 @@ function clientsTable(comparison: NonNullable<ModelResult['details']['clients']>
       'p50/p95/p99 ms',
       'paced CPU µs/ev',
       'RSS MB',
-      "named in serve's log",
     ],
     comparison.runs.map((run) => {
       const d = 'error' in run.drain ? undefined : run.drain;
@@ -277,7 +276,6 @@ function clientsTable(comparison: NonNullable<ModelResult['details']['clients']>
         p ? `${fmt(p.p50_ms)}/${fmt(p.p95_ms)}/${fmt(p.p99_ms)}` : run.paced ? 'failed' : '-',
         fmt(p?.cpu_us_per_event ?? null),
         fmt(Math.max(d?.rss_mb ?? 0, p?.rss_mb ?? 0) || null),
-        run.named_in_log ? 'yes' : 'no',
       ];
     }),
   );

@@ -35,18 +35,14 @@ export interface Best {
   cpu_us_per_event: number | null;
 }
 
-/** serve at one setting on one Kafka client (STREAMSCORE_KAFKA_CLIENT). */
+/**
+ * serve at one setting on one Kafka client (STREAMSCORE_KAFKA_CLIENT; serve refuses a value it does
+ * not know, so a run is a run on that client).
+ */
 export interface ClientRun {
   client: KafkaClientName;
   drain: BestDrain | Failed;
   paced: PacedResult | Failed | undefined;
-  /**
-   * Whether a field of one of serve's log lines has the client's name as its value (kafkajs's own
-   * lines carry `component: "kafkajs"`; they show at warn level only). Evidence of which client
-   * ran, where serve logs it; serve refuses a STREAMSCORE_KAFKA_CLIENT it does not know, so a
-   * client that ran at all ran as asked.
-   */
-  named_in_log: boolean;
 }
 
 /** serve's best setting on each client, drains alternated, every client paced at the same rate. */
