@@ -10,7 +10,7 @@
  *   sent (see prepareSchedule).
  */
 import { sleep, type ChildUnderTest } from './child.js';
-import { cpuBetween, cpuSnapshot, type CpuUse } from './cpu.js';
+import { cpuBetween, cpuMicrosPerEvent, cpuSnapshot, type CpuUse } from './cpu.js';
 import { ArrivalRecorder, type Arrival } from './arrivals.js';
 import {
   connectProducer,
@@ -49,6 +49,8 @@ export interface DrainResult {
   duplicates: number;
   /** From the join to the N-th arrival. */
   cpu: CpuUse;
+  /** The process's CPU per event over the drain, µs: cpu.process_cores / events_per_s * 1e6. */
+  cpu_us_per_event: number | null;
   serve: ServeView | undefined;
 }
 
@@ -72,6 +74,8 @@ export interface PacedResult {
   rss_mb: number | undefined;
   /** While the events were being sent. */
   cpu: CpuUse;
+  /** The measured process's CPU per event while they were sent, µs: cpu.process_cores / rate * 1e6. */
+  cpu_us_per_event: number | null;
   serve: ServeView | undefined;
 }
 
@@ -124,9 +128,10 @@ export async function drain(
     const last = arrivals[count - 1]!.at;
     const seconds = Math.max(1, last - joinedAt) / 1_000;
     const ids = new Set(await decodeAll(clients, arrivals, (record) => String(record.request_id)));
+    const eventsPerSecond = Math.round(count / seconds);
     return {
       events: count,
-      events_per_s: Math.round(count / seconds),
+      events_per_s: eventsPerSecond,
       first_to_last_events_per_s: Math.round((count - 1) / (Math.max(1, last - first) / 1_000)),
       seconds: round(seconds, 2),
       first_output_ms: first - joinedAt,
@@ -134,6 +139,7 @@ export async function drain(
       rss_mb: rss === undefined ? undefined : round(rss, 1),
       duplicates: count - ids.size,
       cpu,
+      cpu_us_per_event: cpuMicrosPerEvent(cpu, eventsPerSecond),
       serve,
     };
   } catch (error) {
@@ -235,6 +241,7 @@ export async function paced(
       bench_loop_delay_ms: load.loopDelay,
       rss_mb: rss === undefined ? undefined : round(rss, 1),
       cpu,
+      cpu_us_per_event: cpuMicrosPerEvent(cpu, load.sent / load.seconds),
       serve,
     };
   } catch (error) {

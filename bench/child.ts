@@ -68,7 +68,10 @@ export class ChildUnderTest {
       if (!this.running) break;
       await sleep(20);
     }
-    throw new Error(`${this.describe()} did not join its group within ${timeoutMs} ms:\n${this.output()}`);
+    const why = this.running
+      ? `did not join its group within ${timeoutMs} ms`
+      : `exited (${this.child.exitCode ?? this.child.signalCode}) before joining its group`;
+    throw new Error(`${this.describe()} ${why}:\n${this.output()}`);
   }
 
   /** Port of serve's metrics server, from its `metrics on` line. */

@@ -50,3 +50,12 @@ export function cpuBetween(from: CpuSnapshot, to: CpuSnapshot): CpuUse {
     machine_busy_cores: cores(to.machineBusyTicks - from.machineBusyTicks),
   };
 }
+
+/**
+ * Microseconds of the process's CPU per event: cores used / events per second * 1e6 (1 core at
+ * 50,000 events/s is 20 µs an event). Null where the process's CPU could not be read.
+ */
+export function cpuMicrosPerEvent(use: CpuUse, eventsPerSecond: number): number | null {
+  if (use.process_cores === null || !(eventsPerSecond > 0)) return null;
+  return Math.round((use.process_cores / eventsPerSecond) * 1e6 * 10) / 10;
+}

@@ -12,6 +12,11 @@ export interface Infrastructure extends Endpoints {
   /** Broker and registry versions where the bench can know them (the stack's pins). */
   kafkaVersion: string;
   registryVersion: string;
+  /**
+   * The Kafka release the Java reference tools are fetched at: the local stack's, or for an external
+   * broker BENCH_KAFKA_RELEASE (e.g. 4.4.0), else the stack's pin.
+   */
+  kafkaRelease: string;
   stop(): void;
 }
 
@@ -25,16 +30,19 @@ export function chooseInfrastructure(say: (line: string) => void): Infrastructur
       // An external broker does not tell kafkajs its release; BENCH_KAFKA_VERSION lets the caller say.
       kafkaVersion: process.env.BENCH_KAFKA_VERSION ?? 'unknown (external broker)',
       registryVersion: process.env.BENCH_REGISTRY_VERSION ?? 'unknown (external registry)',
+      kafkaRelease: process.env.BENCH_KAFKA_RELEASE ?? stackPins().kafka,
       stop: () => undefined,
     };
   }
   const stack = ensureLocalStack({ say, output: ['ignore', 'ignore', 'inherit'] });
   const pins = stackPins();
+  const release = process.env.STREAMSCORE_KAFKA_VERSION ?? pins.kafka;
   return {
     kind: stack.startedHere ? 'local JVM stack (started by this run)' : 'local JVM stack (already running)',
     brokers: stack.brokers,
     registryUrl: stack.registryUrl,
-    kafkaVersion: `Apache Kafka ${process.env.STREAMSCORE_KAFKA_VERSION ?? pins.kafka} (KRaft, one broker)`,
+    kafkaVersion: `Apache Kafka ${release} (KRaft, one broker)`,
+    kafkaRelease: release,
     registryVersion: `Apicurio Registry ${process.env.STREAMSCORE_APICURIO_VERSION ?? pins.registry}`,
     stop: () => stack.stop(),
   };

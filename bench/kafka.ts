@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, Partitioners, logLevel, type Admin, type Producer } from 'kafkajs';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { RegistryClient, readSchemaFile, registerValueSchema } from '../src/codec/registry.js';
+import { sleep } from './child.js';
 
 export interface Endpoints {
   brokers: string;
@@ -64,16 +65,52 @@ export async function createCaseTopics(kafka: Kafka, prefix: string): Promise<Ca
     dlq: `${base}.dlq`,
     group: `${base}-serve`,
   };
-  await withAdmin(kafka, (admin) =>
-    admin.createTopics({
-      waitForLeaders: true,
-      topics: [topics.requests, topics.predictions, topics.dlq].map((topic) => ({
-        topic,
-        numPartitions: PARTITIONS,
-      })),
-    }),
-  );
+  const names = [topics.requests, topics.predictions, topics.dlq];
+  await withAdmin(kafka, async (admin) => {
+    await admin.createTopics({ topics: names.map((topic) => ({ topic, numPartitions: PARTITIONS })) });
+    try {
+      await waitForLeaders(admin, names);
+    } catch (error) {
+      await admin.deleteTopics({ topics: names }).catch(() => undefined);
+      throw error;
+    }
+  });
   return topics;
+}
+
+/** How long new topics may take to have a leader for every partition. */
+const LEADERS_TIMEOUT_MS = 30_000;
+/** Metadata errors that mean "not yet" for a topic just created. */
+const NOT_YET = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * Waits until every partition of the topics has a leader. kafkajs's own wait (createTopics'
+ * waitForLeaders) retries LEADER_NOT_AVAILABLE only, but a KRaft broker answers metadata for a
+ * topic it has not yet applied with UNKNOWN_TOPIC_OR_PARTITION, which happens on a busy machine
+ * right after other topics were deleted; kafkajs then fails the case at once.
+ */
+async function waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
+  const deadline = performance.now() + LEADERS_TIMEOUT_MS;
+  let last: unknown;
+  while (performance.now() < deadline) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics });
+      const ready = found.every(
+        (topic) =>
+          topic.partitions.length === PARTITIONS &&
+          topic.partitions.every((partition) => partition.leader >= 0),
+      );
+      if (ready) return;
+    } catch (error) {
+      if (!NOT_YET.has(String((error as { type?: unknown }).type))) throw error;
+      last = error;
+    }
+    await sleep(100);
+  }
+  throw new Error(
+    `topics ${topics.join(', ')} had no leader for every partition within ${LEADERS_TIMEOUT_MS} ms` +
+      (last instanceof Error ? ` (last: ${last.message})` : ''),
+  );
 }
 
 /** Deletes a case's topics and groups; a group that never joined is not an error. */

@@ -11,25 +11,28 @@ import { summarizeProfile } from './profile.js';
 import { drain, paced, type DrainResult, type PacedResult } from './cases.js';
 import { chooseInfrastructure } from './infrastructure.js';
 import { createClients, type CaseTopics } from './kafka.js';
-import { startRelay, startServe } from './targets.js';
+import { kafkaClientEnv, serveClientProblem, startRelay, startServe } from './targets.js';
 import { loadWorkload } from './workload.js';
+import { KAFKA_CLIENTS, type KafkaClientName } from './plan.js';
 
 const USAGE = `Usage: npm run bench:latency -- --rate EVENTS_PER_S [options]
        npm run bench:latency -- --drain EVENTS [options]
 
   --model NAME        fraud (default) or heavy
   --rate N            events per second to send
-  --drain N           first drain N pre-filled events at the same setting (saturation rate)
+  --drain N           first drain N pre-filled events at the same setting (saturation rate); with
+                      --relay, each client's relay drains them too
   --rows N            STREAMSCORE_BATCH_MAX_ROWS (default 1024)
   --linger MS         STREAMSCORE_BATCH_LINGER_MS (default 20)
   --threads N         STREAMSCORE_INFERENCE_THREADS (default 1)
   --seconds N         measured seconds after a 3 s warm-up (default 15)
   --repeat N          paced runs of serve (default 1)
   --profile           run serve under node --cpu-prof and print where it spent time
-  --relay             also pace the no-model transport relay at the same rate
+  --relay             also pace the no-model transport relay on each Kafka client at the same rate
   --hop               also time one Kafka hop at the same rate: the load generator's events read
                       back from the requests topic (the floor under serve's two hops)
   --no-serve          skip serve (with --relay or --hop)
+  --client NAME       serve's Kafka client (STREAMSCORE_KAFKA_CLIENT): kafkajs or platformatic
   --env KEY=VALUE     extra environment for serve (repeatable)
   --out FILE          write the results as JSON`;
 
@@ -66,6 +69,7 @@ async function main(): Promise<number> {
       hop: { type: 'boolean', default: false },
       'no-serve': { type: 'boolean', default: false },
       env: { type: 'string', multiple: true, default: [] },
+      client: { type: 'string' },
       out: { type: 'string' },
       profile: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -89,6 +93,15 @@ async function main(): Promise<number> {
     if (at < 1) throw new Error(`--env wants KEY=VALUE, got ${pair}`);
     extraEnv[pair.slice(0, at)] = pair.slice(at + 1);
   }
+  if (values.client !== undefined) {
+    if (!(KAFKA_CLIENTS as readonly string[]).includes(values.client))
+      throw new Error(
+        `--client: ${JSON.stringify(values.client)}; expected one of ${KAFKA_CLIENTS.join(', ')}`,
+      );
+    const problem = serveClientProblem(values.client as KafkaClientName);
+    if (problem !== undefined) throw new Error(`--client ${values.client}: ${problem}`);
+    Object.assign(extraEnv, kafkaClientEnv(values.client as KafkaClientName));
+  }
   const seconds = Number(values.seconds);
   const infrastructure = chooseInfrastructure(say);
   try {
@@ -102,12 +115,30 @@ async function main(): Promise<number> {
     };
     const start = (t: CaseTopics) =>
       startServe(clients.endpoints, t, workload, settings, undefined, extraEnv);
-    for (let i = 0; drainEvents > 0 && i < Number(values.repeat); i += 1) {
+    const drainRuns = drainEvents > 0 ? Number(values.repeat) : 0;
+    for (let i = 0; i < drainRuns; i += 1) {
+      for (const client of values.relay ? KAFKA_CLIENTS : []) {
+        const result = await drain(
+          clients,
+          workload,
+          `${values.model}-relay-${client}-drain`,
+          drainEvents,
+          (t) => startRelay(clients.endpoints, t, workload, client),
+          300_000,
+        );
+        say(
+          `relay (${client}) drain: ${result.events_per_s} ev/s (${result.seconds} s), CPU ${result.cpu.process_cores}/` +
+            `${result.cpu.machine_busy_cores}, ${result.cpu_us_per_event} µs/ev, RSS ${result.rss_mb} MB`,
+        );
+        results.drain!.push(result);
+      }
+      if (values['no-serve']) continue;
       const result = await drain(clients, workload, `${values.model}-drain`, drainEvents, start, 300_000);
       say(
         `serve ${settings.batchMaxRows}/${settings.lingerMs} ms/t${settings.threads} drain: ` +
           `${result.events_per_s} ev/s (${result.seconds} s), CPU ${result.cpu.process_cores}/` +
-          `${result.cpu.machine_busy_cores}, avg batch ${result.serve?.avg_batch_rows}, RSS ${result.rss_mb} MB`,
+          `${result.cpu.machine_busy_cores}, ${result.cpu_us_per_event} µs/ev, avg batch ` +
+          `${result.serve?.avg_batch_rows}, RSS ${result.rss_mb} MB`,
       );
       results.drain!.push(result);
     }
@@ -125,11 +156,17 @@ async function main(): Promise<number> {
       say(`serve ${settings.batchMaxRows}/${settings.lingerMs} ms/t${settings.threads}: ${describe(result)}`);
       results.serve!.push(result);
     }
-    if (values.relay) {
-      const result = await paced(clients, workload, `${values.model}-relay`, rate, 3, seconds, (t) =>
-        startRelay(clients.endpoints, t, workload),
+    for (const client of values.relay ? KAFKA_CLIENTS : []) {
+      const result = await paced(
+        clients,
+        workload,
+        `${values.model}-relay-${client}`,
+        rate,
+        3,
+        seconds,
+        (t) => startRelay(clients.endpoints, t, workload, client),
       );
-      say(`relay: ${describe(result)}`);
+      say(`relay (${client}): ${describe(result)}`);
       results.relay!.push(result);
     }
     if (values.hop) {

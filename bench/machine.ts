@@ -17,7 +17,13 @@ export interface MachineInfo {
   source: { commit: string; src_modified: boolean } | null;
 }
 
-const PACKAGES = ['onnxruntime-node', 'kafkajs', '@kafkajs/confluent-schema-registry', 'avsc'];
+const PACKAGES = [
+  'onnxruntime-node',
+  'kafkajs',
+  '@platformatic/kafka',
+  '@kafkajs/confluent-schema-registry',
+  'avsc',
+];
 
 export function describeMachine(broker: string, registry: string): MachineInfo {
   const cpus = os.cpus();

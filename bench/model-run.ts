@@ -4,26 +4,37 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { attempt, type Failed } from './attempt.js';
 import { drain, paced, type DrainResult, type PacedResult } from './cases.js';
-import type { BenchClients } from './kafka.js';
+import { runJavaReference, type JavaReference } from './java-perf.js';
+import type { BenchClients, CaseTopics } from './kafka.js';
 import { THREAD_COUNTS, measureModelCeiling } from './model-ceiling.js';
-import type { GridPoint, Plan } from './plan.js';
+import { KAFKA_CLIENTS, type GridPoint, type KafkaClientName, type Plan } from './plan.js';
 import { summarizeProfile } from './profile.js';
 import {
   fastestPoint,
+  fastestRelay,
   summarize,
   type BestDrain,
-  type Failed,
+  type ClientRun,
   type GridResult,
   type ModelResult,
 } from './summary.js';
-import { startBackfill, startRelay, startServe } from './targets.js';
-import { loadWorkload } from './workload.js';
+import {
+  kafkaClientEnv,
+  serveClientProblem,
+  startBackfill,
+  startRelay,
+  startServe,
+  type ServeSettings,
+} from './targets.js';
+import { loadWorkload, type Workload } from './workload.js';
 
 export async function runModel(
   clients: BenchClients,
   plan: Plan,
   model: string,
+  kafkaRelease: string,
   say: (line: string) => void,
 ): Promise<ModelResult> {
   const workload = await loadWorkload(model);
@@ -36,18 +47,28 @@ export async function runModel(
   say(`  best ${top.rows_per_s} rows/s at batch ${top.batch}, ${top.threads} thread(s)`);
 
   const repeats = plan.drainRepeats;
-  say(`${model}: transport ceiling (relay, ${counts.drainEvents} events, best of ${repeats})`);
-  const transport = await bestOf(repeats, () =>
+  say(
+    `${model}: transport ceiling (relays on ${KAFKA_CLIENTS.join(', ')}, ${counts.drainEvents} events, alternated, best of ${repeats})`,
+  );
+  const transports = await alternated(repeats, KAFKA_CLIENTS, (client) =>
     drain(
       clients,
       workload,
-      `${model}-transport`,
+      `${model}-relay-${client}`,
       counts.drainEvents,
-      (t) => startRelay(endpoints, t, workload),
+      (t) => startRelay(endpoints, t, workload, client),
       plan.drainTimeoutMs,
     ),
   );
-  say(`  ${describeDrain(transport)}`);
+  for (const client of KAFKA_CLIENTS) say(`  ${client}: ${describeDrain(transports[client])}`);
+
+  let javaReference: JavaReference | Failed | undefined;
+  if (plan.javaReference) {
+    const records = plan.javaRecords[model] ?? plan.javaRecords.heavy!;
+    say(`${model}: reference, Kafka ${kafkaRelease}'s Java perf tools on the same broker`);
+    javaReference = await attempt(() => runJavaReference(clients, workload, kafkaRelease, records, say));
+    say(`  ${describeJava(javaReference)}`);
+  }
 
   const measure = async (point: GridPoint, threads: number): Promise<GridResult> => {
     const settings = { ...point, threads };
@@ -108,11 +129,16 @@ export async function runModel(
   );
   say(`  ${describeDrain(baseline)}`);
 
-  const result = summarize(model, workload.version, ceiling, transport, baseline, grid);
+  const result = summarize(model, workload.version, ceiling, transports, baseline, grid);
+  if (javaReference !== undefined) result.details.java_reference = javaReference;
 
-  if (result.best !== null) {
+  const relay = fastestRelay(transports);
+  if (result.best !== null && relay !== undefined) {
+    const relayClient = relay.client as KafkaClientName;
     const rate = Math.max(1, Math.round(result.best.events_per_s / 2));
-    say(`${model}: relay latency with no model (paced at ${rate}/s, the best serve point's paced rate)`);
+    say(
+      `${model}: relay latency with no model (${relayClient}, the fastest relay; paced at ${rate}/s, the best serve point's paced rate)`,
+    );
     const relayPaced = await attempt(() =>
       paced(
         clients,
@@ -121,7 +147,7 @@ export async function runModel(
         rate,
         plan.pacedWarmupSeconds,
         plan.pacedMeasureSeconds,
-        (t) => startRelay(endpoints, t, workload),
+        (t) => startRelay(endpoints, t, workload, relayClient),
       ),
     );
     say(`  ${describePaced(relayPaced)}`);
@@ -142,6 +168,25 @@ export async function runModel(
     result.details.hop_paced = hop;
   }
 
+  if (result.best !== null && plan.clients.length > 0) {
+    const settings = {
+      batchMaxRows: result.best.batch,
+      lingerMs: result.best.linger_ms,
+      threads: result.best.threads,
+    };
+    const rate = Math.max(1, Math.round(result.best.events_per_s / 2));
+    say(
+      `${model}: serve on each Kafka client (${plan.clients.join(', ')}) at batch ${settings.batchMaxRows}, linger ${settings.lingerMs} ms: drains alternated, best of ${repeats}, then paced at ${rate}/s`,
+    );
+    result.details.clients = {
+      batch: settings.batchMaxRows,
+      linger_ms: settings.lingerMs,
+      threads: settings.threads,
+      paced_rate: rate,
+      runs: await compareClients(clients, workload, plan, settings, rate, say),
+    };
+  }
+
   if (result.best !== null) {
     const settings = {
       batchMaxRows: result.best.batch,
@@ -151,36 +196,20 @@ export async function runModel(
     say(
       `${model}: backfill vs serve drain at batch ${settings.batchMaxRows}, linger ${settings.lingerMs} ms (${counts.drainEvents} events, alternated, best of ${repeats})`,
     );
-    const runs: { serve: DrainResult[]; backfill: DrainResult[] } = { serve: [], backfill: [] };
-    const failures: { serve?: Failed; backfill?: Failed } = {};
-    for (let i = 0; i < repeats; i += 1) {
-      for (const kind of ['serve', 'backfill'] as const) {
-        const outcome = await attempt(() =>
-          drain(
-            clients,
-            workload,
-            `${model}-${kind}-drain`,
-            counts.drainEvents,
-            (t) =>
-              kind === 'serve'
-                ? startServe(endpoints, t, workload, settings)
-                : startBackfill(endpoints, t, workload, settings),
-            plan.drainTimeoutMs,
-          ),
-        );
-        if ('error' in outcome) failures[kind] = outcome;
-        else runs[kind].push(outcome);
-      }
-    }
-    const best = (kind: 'serve' | 'backfill'): BestDrain | Failed =>
-      runs[kind].length === 0
-        ? failures[kind]!
-        : {
-            ...runs[kind].reduce((a, b) => (b.events_per_s > a.events_per_s ? b : a)),
-            repeats_events_per_s: runs[kind].map((run) => run.events_per_s),
-          };
-    const serveBest = best('serve');
-    const backfillBest = best('backfill');
+    const runs = await alternated(repeats, ['serve', 'backfill'] as const, (kind) =>
+      drain(
+        clients,
+        workload,
+        `${model}-${kind}-drain`,
+        counts.drainEvents,
+        (t) =>
+          kind === 'serve'
+            ? startServe(endpoints, t, workload, settings)
+            : startBackfill(endpoints, t, workload, settings),
+        plan.drainTimeoutMs,
+      ),
+    );
+    const { serve: serveBest, backfill: backfillBest } = runs;
     const ratio =
       'error' in serveBest || 'error' in backfillBest
         ? null
@@ -225,15 +254,6 @@ export async function runModel(
   return result;
 }
 
-/** A failed case is reported, not fatal: the other cases of the run still mean something. */
-async function attempt<T>(work: () => Promise<T>): Promise<T | Failed> {
-  try {
-    return await work();
-  } catch (error) {
-    return { error: error instanceof Error ? error.message : String(error) };
-  }
-}
-
 /**
  * Drains `repeats` times and keeps the fastest. Ceilings, baseline and serve all get the same
  * number of tries, so noise from other work on the machine cannot favour one side of a ratio.
@@ -246,9 +266,92 @@ async function bestOf(repeats: number, work: () => Promise<DrainResult>): Promis
     if ('error' in outcome) failure = outcome;
     else runs.push(outcome);
   }
-  if (runs.length === 0) return failure!;
+  return bestRun(runs, failure);
+}
+
+/**
+ * Drains each kind `repeats` times, taking the kinds in turn (a, b, a, b), and keeps each kind's
+ * fastest: a slow spell of the machine then falls on every kind alike.
+ */
+async function alternated<K extends string>(
+  repeats: number,
+  kinds: readonly K[],
+  work: (kind: K) => Promise<DrainResult>,
+): Promise<Record<K, BestDrain | Failed>> {
+  const runs = new Map<K, DrainResult[]>(kinds.map((kind) => [kind, []]));
+  const failures = new Map<K, Failed>();
+  for (let i = 0; i < repeats; i += 1) {
+    for (const kind of kinds) {
+      const outcome = await attempt(() => work(kind));
+      if ('error' in outcome) failures.set(kind, outcome);
+      else runs.get(kind)!.push(outcome);
+    }
+  }
+  return Object.fromEntries(
+    kinds.map((kind) => [kind, bestRun(runs.get(kind)!, failures.get(kind))]),
+  ) as Record<K, BestDrain | Failed>;
+}
+
+function bestRun(runs: DrainResult[], failure: Failed | undefined): BestDrain | Failed {
+  if (runs.length === 0) return failure ?? { error: 'no run' };
   const best = runs.reduce((a, b) => (b.events_per_s > a.events_per_s ? b : a));
   return { ...best, repeats_events_per_s: runs.map((run) => run.events_per_s) };
+}
+
+/**
+ * serve at one setting on each client of --clients (STREAMSCORE_KAFKA_CLIENT): drains alternated,
+ * then each paced at the same rate, so the clients' latencies compare at one load.
+ */
+async function compareClients(
+  clients: BenchClients,
+  workload: Workload,
+  plan: Plan,
+  settings: ServeSettings,
+  rate: number,
+  say: (line: string) => void,
+): Promise<ClientRun[]> {
+  const { endpoints } = clients;
+  const counts = plan.perModel[workload.model] ?? plan.perModel.heavy!;
+  const runnable = plan.clients.filter((client) => serveClientProblem(client) === undefined);
+  const start = (client: KafkaClientName) => (topics: CaseTopics) =>
+    startServe(endpoints, topics, workload, settings, undefined, kafkaClientEnv(client));
+  const drains = await alternated(plan.drainRepeats, runnable, (client) =>
+    drain(
+      clients,
+      workload,
+      `${workload.model}-serve-${client}`,
+      counts.drainEvents,
+      start(client),
+      plan.drainTimeoutMs,
+    ),
+  );
+  const runs: ClientRun[] = [];
+  for (const client of plan.clients) {
+    const problem = serveClientProblem(client);
+    if (problem !== undefined) {
+      say(`  ${client}: skipped: ${problem}`);
+      runs.push({ client, drain: { error: `skipped: ${problem}` }, paced: undefined });
+      continue;
+    }
+    say(`  ${client} drain: ${describeDrain(drains[client])}`);
+    const pacedResult =
+      'error' in drains[client]
+        ? undefined
+        : await attempt(() =>
+            paced(
+              clients,
+              workload,
+              `${workload.model}-serve-${client}-paced`,
+              rate,
+              plan.pacedWarmupSeconds,
+              plan.pacedMeasureSeconds,
+              start(client),
+            ),
+          );
+    if (pacedResult !== undefined) say(`  ${client} paced: ${describePaced(pacedResult)}`);
+    runs.push({ client, drain: drains[client], paced: pacedResult });
+  }
+  return runs;
 }
 
 function describeDrain(result: DrainResult | Failed): string {
@@ -259,6 +362,19 @@ function describeDrain(result: DrainResult | Failed): string {
     (batch !== undefined ? `, avg batch ${batch} rows` : '') +
     (result.rss_mb !== undefined ? `, peak RSS ${result.rss_mb} MB` : '')
   );
+}
+
+function describeJava(result: JavaReference | Failed): string {
+  if ('error' in result) return `failed: ${firstLine(result.error)}`;
+  const producer =
+    'error' in result.producer
+      ? `producer failed: ${firstLine(result.producer.error)}`
+      : `producer ${result.producer.records_per_s} records/s (${result.producer.cores} cores)`;
+  const consumer =
+    'error' in result.consumer
+      ? `consumer failed: ${firstLine(result.consumer.error)}`
+      : `consumer ${result.consumer.records_per_s} records/s (${result.consumer.cores} cores)`;
+  return `${producer}; ${consumer}`;
 }
 
 function describePaced(result: PacedResult | Failed): string {

@@ -6,6 +6,10 @@
  */
 import { parseArgs } from 'node:util';
 
+/** The Kafka clients the bench runs a relay on, and serve on (STREAMSCORE_KAFKA_CLIENT). */
+export const KAFKA_CLIENTS = ['kafkajs', 'platformatic'] as const;
+export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
+
 export interface GridPoint {
   batchMaxRows: number;
   lingerMs: number;
@@ -21,6 +25,13 @@ export interface ModelPlan {
 export interface Plan {
   mode: 'full' | 'quick';
   models: string[];
+  /**
+   * Clients serve's best setting of each model is run on, side by side (the grid runs on serve's
+   * default client only). Transport relays run on every client whatever this says.
+   */
+  clients: KafkaClientName[];
+  /** Whether Kafka's own Java perf tools run as the machine's reference. */
+  javaReference: boolean;
   profile: boolean;
   out: string;
   /** Seconds of timed calls per (threads, batch) point of the model ceiling. */
@@ -33,17 +44,24 @@ export interface Plan {
   drainRepeats: number;
   /** The most a drain may take before the case is reported as failed. */
   drainTimeoutMs: number;
+  /** Records each Java perf tool writes or reads, per model. */
+  javaRecords: Record<string, number>;
 }
 
-export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fraud,heavy] [--repeats N] [--out FILE]
+export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fraud,heavy] [--clients kafkajs,platformatic]
+                       [--no-java] [--repeats N] [--out FILE]
 
-  --quick      smoke run (~3 min): one serve setting, fewer events, shorter paced runs
+  --quick      smoke run (~4 min): one serve setting, fewer events, shorter paced runs
   --profile    also drain once per model under node --cpu-prof at the best setting, write
                bench/results/serve-<model>-*.cpuprofile and print the top self-time functions
                (the profiled drain is not used for any number)
   --models     comma-separated models to run (default fraud,heavy)
-  --repeats N  drains per case, the best kept (default 2, --quick: 1); serve and backfill
-               alternate N times
+  --clients    Kafka clients to run serve's best setting on, side by side, with
+               STREAMSCORE_KAFKA_CLIENT set (default kafkajs,platformatic); the grid runs on
+               serve's default client. The transport relays always run on every client.
+  --no-java    skip Kafka's own Java perf tools (the reference; fetched with mvn on first use)
+  --repeats N  drains per case, the best kept (default 2, --quick: 1); relays, serve per client,
+               and serve and backfill alternate N times
   --out FILE   result JSON (default bench/results/latest.json, --quick: latest-quick.json)
 
 KAFKA_BROKERS and SCHEMA_REGISTRY_URL select a broker and registry; without them the local JVM
@@ -64,6 +82,8 @@ export function parsePlan(argv: string[]): Plan | undefined {
       quick: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       models: { type: 'string', default: 'fraud,heavy' },
+      clients: { type: 'string', default: KAFKA_CLIENTS.join(',') },
+      'no-java': { type: 'boolean', default: false },
       out: { type: 'string' },
       repeats: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -79,6 +99,8 @@ export function parsePlan(argv: string[]): Plan | undefined {
   return {
     mode: quick ? 'quick' : 'full',
     models,
+    clients: clientsOf(values.clients),
+    javaReference: !values['no-java'],
     profile: values.profile,
     out: values.out ?? (quick ? 'bench/results/latest-quick.json' : 'bench/results/latest.json'),
     modelSecondsPerPoint: quick ? 0.25 : 1,
@@ -96,7 +118,26 @@ export function parsePlan(argv: string[]): Plan | undefined {
     pacedMeasureSeconds: quick ? 5 : 15,
     drainRepeats: repeatsOf(values.repeats, quick ? 1 : 2),
     drainTimeoutMs: quick ? 90_000 : 300_000,
+    // Java's tools take a few seconds to start and warm up; more records than a drain so that
+    // start-up is a small part of their time.
+    javaRecords: quick ? { fraud: 200_000, heavy: 20_000 } : { fraud: 1_000_000, heavy: 100_000 },
   };
+}
+
+function clientsOf(text: string): KafkaClientName[] {
+  const names = text
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+  const unknown = names.filter((name) => !(KAFKA_CLIENTS as readonly string[]).includes(name));
+  if (names.length === 0 || unknown.length > 0)
+    throw Object.assign(
+      new Error(
+        `--clients: ${JSON.stringify(text)} names ${unknown.length > 0 ? `an unknown client (${unknown.join(', ')})` : 'no client'}; expected a comma-separated list of ${KAFKA_CLIENTS.join(', ')}`,
+      ),
+      { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' },
+    );
+  return [...new Set(names)] as KafkaClientName[];
 }
 
 function repeatsOf(text: string | undefined, fallback: number): number {

@@ -18,7 +18,13 @@ const METHOD: Record<string, string> = {
   model_ceiling:
     'ONNX Runtime in the bench process, no Kafka: buildMatrix + ModelRunner.score on generated rows, batches 1-2048 x intra-op threads 1-2; the best rows/s',
   transport_ceiling:
-    "bench/transport-relay.ts as a child process: eachBatch, decode of every record and encode of a Prediction-shaped record with serve's codec, sendBatch (acks=all) per 1000 records with up to 16 in flight while the next fetches are decoded, serve client settings, no model; drain of a pre-filled topic",
+    "the fastest of the relays on each Kafka client (bench/relay/kafkajs.ts: eachBatch; bench/relay/platformatic.ts: the library's consumer stream), drains alternated, each a child process: consume, decode of every record and encode of a Prediction-shaped record with serve's codec, produce with serve's producer for that client (acks=all) per 1000 records with up to 16 calls in flight while the next records are decoded, commit of each partition's offsets once the records before them are acknowledged, serve's client settings, no model; drain of a pre-filled topic",
+  java_reference:
+    "Kafka's Java perf tools (ProducerPerformance, ConsumerPerformance from kafka-tools, the broker's release) on the same broker: the producer writes records of the model's event size, keys from 1000, acks=all, then the consumer reads them back (its rate from the first fetch, as a drain); CPU over the tool's whole process (JVM start included). The machine's reference, not a ceiling",
+  cpu_us_per_event:
+    'CPU of the process under test per event, µs: its cores used over the drain (or the paced send) / events per second * 1e6',
+  clients:
+    "serve at the best grid point on each Kafka client of --clients (STREAMSCORE_KAFKA_CLIENT), drains alternated, each paced at half the best grid drain rate; the grid itself runs on serve's default client",
   baseline: 'serve with STREAMSCORE_BATCH_MAX_ROWS=1: drain of a pre-filled topic',
   drain_rate:
     'events / (arrival of the last output at a consumer of the output topic - the process logging "joined consumer group")',
@@ -44,7 +50,8 @@ async function main(): Promise<number> {
     const clients = createClients(infrastructure);
     const machine = describeMachine(infrastructure.kafkaVersion, infrastructure.registryVersion);
     const models: Record<string, ModelResult> = {};
-    for (const model of plan.models) models[model] = await runModel(clients, plan, model, say);
+    for (const model of plan.models)
+      models[model] = await runModel(clients, plan, model, infrastructure.kafkaRelease, say);
     const eventCounts: BenchResult['event_counts'] = {};
     for (const model of plan.models) {
       const counts = plan.perModel[model] ?? plan.perModel.heavy!;
@@ -53,6 +60,7 @@ async function main(): Promise<number> {
         baseline: counts.baselineEvents,
         drain: counts.drainEvents,
         paced_seconds: `${plan.pacedWarmupSeconds} warm-up + ${plan.pacedMeasureSeconds} measured`,
+        java_records: plan.javaReference ? (plan.javaRecords[model] ?? plan.javaRecords.heavy!) : 0,
       };
     }
     const result: BenchResult = {
@@ -65,6 +73,7 @@ async function main(): Promise<number> {
       method: METHOD,
       event_counts: eventCounts,
       grid: plan.grid,
+      clients: plan.clients,
       models,
     };
     process.stdout.write(`${formatReport(result)}\n`);

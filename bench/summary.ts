@@ -3,12 +3,14 @@
  * ceilings and the baseline, and the issue's targets, each marked met or not.
  */
 import type { DrainResult, PacedResult } from './cases.js';
-import type { GridPoint } from './plan.js';
+import type { JavaReference } from './java-perf.js';
+import type { GridPoint, KafkaClientName } from './plan.js';
 import type { ModelCeiling } from './model-ceiling.js';
 import type { ProfileSummary } from './profile.js';
+import type { Failed } from './attempt.js';
 import { round } from './stats.js';
 
-export type Failed = { error: string };
+export type { Failed } from './attempt.js';
 
 /** The best of a case's repeated drains, with every repeat's rate so the spread is visible. */
 export type BestDrain = DrainResult & { repeats_events_per_s: number[] };
@@ -29,6 +31,28 @@ export interface Best {
   p95_ms: number | null;
   p99_ms: number | null;
   rss_mb: number | null;
+  /** serve's CPU per event over the best drain, µs. */
+  cpu_us_per_event: number | null;
+}
+
+/**
+ * serve at one setting on one Kafka client (STREAMSCORE_KAFKA_CLIENT; serve refuses a value it does
+ * not know, so a run is a run on that client).
+ */
+export interface ClientRun {
+  client: KafkaClientName;
+  drain: BestDrain | Failed;
+  paced: PacedResult | Failed | undefined;
+}
+
+/** serve's best setting on each client, drains alternated, every client paced at the same rate. */
+export interface ClientComparison {
+  batch: number;
+  linger_ms: number;
+  threads: number;
+  /** Half of the best grid point's drain: the rate of the headline latency. */
+  paced_rate: number;
+  runs: ClientRun[];
 }
 
 export interface Target {
@@ -42,7 +66,10 @@ export interface ModelResult {
   version: string;
   ceiling_model_rows_per_s: number;
   ceiling_model_best: { batch: number; threads: number };
+  /** The fastest relay's drain rate. */
   ceiling_transport_events_per_s: number | null;
+  /** The client of the fastest relay. */
+  ceiling_transport_client: string | null;
   baseline_events_per_s: number | null;
   best: Best | null;
   ratio_vs_ceiling: number | null;
@@ -50,10 +77,16 @@ export interface ModelResult {
   targets: Record<string, Target>;
   details: {
     model_ceiling: ModelCeiling['points'];
-    transport: BestDrain | Failed;
+    /** The transport relay on each Kafka client, drains alternated. */
+    transports: Record<string, BestDrain | Failed>;
+    /** Kafka's Java perf tools on the same broker: the machine's reference, not a ceiling. */
+    java_reference?: JavaReference | Failed;
     baseline: BestDrain | Failed;
     grid: GridResult[];
-    /** The relay at the best point's paced rate: the latency of the same transport with no model (not a lower bound). */
+    /**
+     * The fastest relay at the best point's paced rate: the latency of the same transport with no
+     * model (not a lower bound).
+     */
     transport_paced?: PacedResult | Failed;
     /**
      * One hop at the same rate: the bench's own events read back from the requests topic, no
@@ -63,6 +96,8 @@ export interface ModelResult {
     profile?: ProfileSummary | Failed;
     /** Backfill against serve's drain at the best serve point, alternated in one run. */
     backfill?: BackfillComparison;
+    /** serve's best point on each Kafka client of --clients. */
+    clients?: ClientComparison;
   };
 }
 
@@ -83,6 +118,18 @@ const RATIO_BASELINE_TARGET: Record<string, number> = { heavy: 3 };
 const P99_SLACK_MS = 25;
 const RSS_TARGET_MB = 300;
 
+/** The fastest of the relays, by drain rate; undefined when every one failed. */
+export function fastestRelay(
+  transports: Record<string, BestDrain | Failed>,
+): { client: string; drain: BestDrain } | undefined {
+  let fastest: { client: string; drain: BestDrain } | undefined;
+  for (const [client, drain] of Object.entries(transports)) {
+    if ('error' in drain) continue;
+    if (fastest === undefined || drain.events_per_s > fastest.drain.events_per_s) fastest = { client, drain };
+  }
+  return fastest;
+}
+
 /** The grid point with the highest drain rate. */
 export function fastestPoint(grid: readonly GridResult[]): GridResult | undefined {
   let fastest: GridResult | undefined;
@@ -99,11 +146,12 @@ export function summarize(
   model: string,
   version: string,
   ceiling: ModelCeiling,
-  transport: BestDrain | Failed,
+  transports: Record<string, BestDrain | Failed>,
   baseline: BestDrain | Failed,
   grid: GridResult[],
 ): ModelResult {
-  const transportRate = 'error' in transport ? null : transport.events_per_s;
+  const relay = fastestRelay(transports);
+  const transportRate = relay?.drain.events_per_s ?? null;
   const baselineRate = 'error' in baseline ? null : baseline.events_per_s;
   const bestPoint = fastestPoint(grid);
   let best: Best | null = null;
@@ -121,6 +169,7 @@ export function summarize(
       p95_ms: latency?.p95_ms ?? null,
       p99_ms: latency?.p99_ms ?? null,
       rss_mb: peaks.length > 0 ? Math.max(...peaks) : null,
+      cpu_us_per_event: saturation.cpu_us_per_event,
     };
   }
   const lowerCeiling = transportRate === null ? null : Math.min(ceiling.best.rows_per_s, transportRate);
@@ -148,12 +197,13 @@ export function summarize(
     ceiling_model_rows_per_s: ceiling.best.rows_per_s,
     ceiling_model_best: { batch: ceiling.best.batch, threads: ceiling.best.threads },
     ceiling_transport_events_per_s: transportRate,
+    ceiling_transport_client: relay?.client ?? null,
     baseline_events_per_s: baselineRate,
     best,
     ratio_vs_ceiling: ratioCeiling,
     ratio_vs_baseline: ratioBaseline,
     targets,
-    details: { model_ceiling: ceiling.points, transport, baseline, grid },
+    details: { model_ceiling: ceiling.points, transports, baseline, grid },
   };
 }
 

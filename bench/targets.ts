@@ -3,8 +3,10 @@
  * relay. Both read the same environment, so the only difference between them is the work done.
  */
 import { join } from 'node:path';
+import { OPTIONS, type OptionSpec } from '../src/config/options.js';
 import { ChildUnderTest } from './child.js';
 import type { CaseTopics, Endpoints } from './kafka.js';
+import type { KafkaClientName } from './plan.js';
 import type { Workload } from './workload.js';
 
 export interface ServeSettings {
@@ -30,6 +32,27 @@ function commonEnv(endpoints: Endpoints, topics: CaseTopics): Record<string, str
     STREAMSCORE_CREATE_TOPICS: 'false',
     STREAMSCORE_LOG_LEVEL: 'info',
   };
+}
+
+/** serve's setting that picks its Kafka client; without it, serve runs its default client. */
+const CLIENT_SETTING = 'STREAMSCORE_KAFKA_CLIENT';
+
+export function kafkaClientEnv(client: KafkaClientName): Record<string, string> {
+  return { [CLIENT_SETTING]: client };
+}
+
+/**
+ * Why serve, as built, cannot be run on this client, or undefined when it can: its settings must
+ * have STREAMSCORE_KAFKA_CLIENT and allow the client (serve refuses STREAMSCORE_ variables it does
+ * not know, so setting it on a serve without it would only fail the case after a join timeout).
+ */
+export function serveClientProblem(client: KafkaClientName): string | undefined {
+  const specs: readonly OptionSpec[] = Object.values(OPTIONS);
+  const spec = specs.find((candidate) => candidate.env === CLIENT_SETTING);
+  if (spec === undefined) return `serve has no ${CLIENT_SETTING} setting yet (src/config/options.ts)`;
+  if (spec.choices !== undefined && !spec.choices.includes(client))
+    return `serve's ${CLIENT_SETTING} takes ${spec.choices.join(', ')}, not ${client}`;
+  return undefined;
 }
 
 export function startServe(
@@ -97,9 +120,15 @@ export function startBackfill(
   });
 }
 
-export function startRelay(endpoints: Endpoints, topics: CaseTopics, workload: Workload): ChildUnderTest {
+/** The transport relay on one Kafka client (bench/relay/<client>.ts). */
+export function startRelay(
+  endpoints: Endpoints,
+  topics: CaseTopics,
+  workload: Workload,
+  client: KafkaClientName,
+): ChildUnderTest {
   return new ChildUnderTest({
-    script: join('dist', 'bench', 'transport-relay.js'),
+    script: join('dist', 'bench', 'relay', `${client}.js`),
     args: [],
     env: {
       ...commonEnv(endpoints, topics),
