@@ -16,6 +16,7 @@ import {
   fastestRelay,
   summarize,
   type BestDrain,
+  addLaterTargets,
   type ClientRun,
   type GridResult,
   type ModelResult,
@@ -251,6 +252,7 @@ export async function runModel(
       return summarizeProfile(join(dir, name));
     });
   }
+  addLaterTargets(result);
   return result;
 }
 
@@ -298,6 +300,37 @@ function bestRun(runs: DrainResult[], failure: Failed | undefined): BestDrain | 
   return { ...best, repeats_events_per_s: runs.map((run) => run.events_per_s) };
 }
 
+interface ServeVariant {
+  name: string;
+  client: KafkaClientName | undefined;
+  env: Record<string, string>;
+  script?: string;
+}
+
+/** Each client of --clients; platformatic also with its producer on the main thread; --reference. */
+function serveVariants(plan: Plan): ServeVariant[] {
+  const variants: ServeVariant[] = [];
+  for (const client of plan.clients) {
+    variants.push({ name: client, client, env: kafkaClientEnv(client) });
+    if (client === 'platformatic') {
+      variants.push({
+        name: 'platformatic, main-thread producer',
+        client,
+        env: { ...kafkaClientEnv(client), STREAMSCORE_PRODUCER_THREAD: 'false' },
+      });
+    }
+  }
+  if (plan.reference !== undefined) {
+    variants.push({
+      name: `reference ${plan.reference}`,
+      client: undefined,
+      env: {},
+      script: join(plan.reference, 'dist', 'src', 'cli.js'),
+    });
+  }
+  return variants;
+}
+
 /**
  * serve at one setting on each client of --clients (STREAMSCORE_KAFKA_CLIENT): drains alternated,
  * then each paced at the same rate, so the clients' latencies compare at one load.
@@ -312,36 +345,42 @@ async function compareClients(
 ): Promise<ClientRun[]> {
   const { endpoints } = clients;
   const counts = plan.perModel[workload.model] ?? plan.perModel.heavy!;
-  const runnable = plan.clients.filter((client) => serveClientProblem(client) === undefined);
-  const start = (client: KafkaClientName) => (topics: CaseTopics) =>
-    startServe(endpoints, topics, workload, settings, undefined, kafkaClientEnv(client));
+  const variants = serveVariants(plan);
+  const runnable = variants
+    .filter((variant) => variant.client === undefined || serveClientProblem(variant.client) === undefined)
+    .map((variant) => variant.name);
+  const start = (name: string) => (topics: CaseTopics) => {
+    const variant = variants.find((each) => each.name === name)!;
+    return startServe(endpoints, topics, workload, settings, undefined, variant.env, variant.script);
+  };
   const drains = await alternated(plan.drainRepeats, runnable, (client) =>
     drain(
       clients,
       workload,
-      `${workload.model}-serve-${client}`,
+      `${workload.model}-serve-${client.replace(/[^a-z0-9]+/gi, '-')}`,
       counts.drainEvents,
       start(client),
       plan.drainTimeoutMs,
     ),
   );
   const runs: ClientRun[] = [];
-  for (const client of plan.clients) {
-    const problem = serveClientProblem(client);
+  for (const { name: client, client: kafkaClient } of variants) {
+    const problem = kafkaClient === undefined ? undefined : serveClientProblem(kafkaClient);
     if (problem !== undefined) {
       say(`  ${client}: skipped: ${problem}`);
       runs.push({ client, drain: { error: `skipped: ${problem}` }, paced: undefined });
       continue;
     }
-    say(`  ${client} drain: ${describeDrain(drains[client])}`);
+    const drained = drains[client] ?? { error: 'not run' };
+    say(`  ${client} drain: ${describeDrain(drained)}`);
     const pacedResult =
-      'error' in drains[client]
+      'error' in drained
         ? undefined
         : await attempt(() =>
             paced(
               clients,
               workload,
-              `${workload.model}-serve-${client}-paced`,
+              `${workload.model}-serve-${client.replace(/[^a-z0-9]+/gi, '-')}-paced`,
               rate,
               plan.pacedWarmupSeconds,
               plan.pacedMeasureSeconds,
@@ -349,7 +388,7 @@ async function compareClients(
             ),
           );
     if (pacedResult !== undefined) say(`  ${client} paced: ${describePaced(pacedResult)}`);
-    runs.push({ client, drain: drains[client], paced: pacedResult });
+    runs.push({ client, drain: drained, paced: pacedResult });
   }
   return runs;
 }

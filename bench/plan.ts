@@ -30,6 +30,11 @@ export interface Plan {
    * default client only). Transport relays run on every client whatever this says.
    */
   clients: KafkaClientName[];
+  /**
+   * A built checkout of earlier code (its dist/ and node_modules/) whose serve runs beside this
+   * one's at the same setting, on its default client: "today's drain" for a ratio from one run.
+   */
+  reference: string | undefined;
   /** Whether Kafka's own Java perf tools run as the machine's reference. */
   javaReference: boolean;
   profile: boolean;
@@ -49,7 +54,7 @@ export interface Plan {
 }
 
 export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fraud,heavy] [--clients kafkajs,platformatic]
-                       [--no-java] [--repeats N] [--out FILE]
+                       [--no-java] [--reference DIR] [--repeats N] [--out FILE]
 
   --quick      smoke run (~4 min): one serve setting, fewer events, shorter paced runs
   --profile    also drain once per model under node --cpu-prof at the best setting, write
@@ -59,6 +64,10 @@ export const USAGE = `Usage: npm run bench -- [--quick] [--profile] [--models fr
   --clients    Kafka clients to run serve's best setting on, side by side, with
                STREAMSCORE_KAFKA_CLIENT set (default kafkajs,platformatic); the grid runs on
                serve's default client. The transport relays always run on every client.
+               With platformatic, also its variant with the producer on the main thread
+               (STREAMSCORE_PRODUCER_THREAD=false).
+  --reference DIR  also run, beside them, serve from DIR: a built checkout of earlier code
+               (e.g. \`git worktree add DIR <commit> && cd DIR && npm ci && npm run build\`)
   --no-java    skip Kafka's own Java perf tools (the reference; fetched with mvn on first use)
   --repeats N  drains per case, the best kept (default 2, --quick: 1); relays, serve per client,
                and serve and backfill alternate N times
@@ -84,6 +93,7 @@ export function parsePlan(argv: string[]): Plan | undefined {
       models: { type: 'string', default: 'fraud,heavy' },
       clients: { type: 'string', default: KAFKA_CLIENTS.join(',') },
       'no-java': { type: 'boolean', default: false },
+      reference: { type: 'string' },
       out: { type: 'string' },
       repeats: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -100,6 +110,7 @@ export function parsePlan(argv: string[]): Plan | undefined {
     mode: quick ? 'quick' : 'full',
     models,
     clients: clientsOf(values.clients),
+    reference: values.reference,
     javaReference: !values['no-java'],
     profile: values.profile,
     out: values.out ?? (quick ? 'bench/results/latest-quick.json' : 'bench/results/latest.json'),

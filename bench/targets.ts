@@ -62,9 +62,10 @@ export function startServe(
   settings: ServeSettings,
   profiling?: Profiling,
   extraEnv: Record<string, string> = {},
+  script = join('dist', 'src', 'cli.js'),
 ): ChildUnderTest {
   return new ChildUnderTest({
-    script: join('dist', 'src', 'cli.js'),
+    script,
     args: ['serve'],
     nodeFlags: profiling
       ? ['--cpu-prof', '--cpu-prof-dir', profiling.dir, '--cpu-prof-name', profiling.name]
