@@ -38,5 +38,5 @@ COPY --from=build /app/models ./models
 USER 1000:1000
 # /metrics, /healthz and /readyz (STREAMSCORE_METRICS_PORT).
 EXPOSE 9464
-ENTRYPOINT ["node", "dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/src/cli.js"]
 CMD ["serve"]

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * The processes a case can measure: `streamscore serve` at some batch settings, or the transport
  * relay. Both read the same environment, so the only difference between them is the work done.
@@ -67,9 +68,12 @@ export function startServe(
   return new ChildUnderTest({
     script,
     args: ['serve'],
-    nodeFlags: profiling
-      ? ['--cpu-prof', '--cpu-prof-dir', profiling.dir, '--cpu-prof-name', profiling.name]
-      : [],
+    nodeFlags: [
+      ...launcherFlags(script),
+      ...(profiling
+        ? ['--cpu-prof', '--cpu-prof-dir', profiling.dir, '--cpu-prof-name', profiling.name]
+        : []),
+    ],
     env: {
       ...commonEnv(endpoints, topics),
       STREAMSCORE_MODEL: workload.model,
@@ -137,4 +141,19 @@ export function startRelay(
       BENCH_RELAY_FEATURES: workload.featureNames.join(','),
     },
   });
+}
+
+/**
+ * The Node flags the script's own launcher line passes (`#!/usr/bin/env -S node FLAGS`), so serve
+ * runs here as the installed `streamscore` command (and the container image) run it.
+ */
+export function launcherFlags(script: string): string[] {
+  let first: string;
+  try {
+    first = readFileSync(script, 'utf8').split('\n', 1)[0] ?? '';
+  } catch {
+    return [];
+  }
+  const match = /^#!\/usr\/bin\/env -S node (.+)$/.exec(first);
+  return match === null ? [] : match[1]!.trim().split(/\s+/);
 }

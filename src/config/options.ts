@@ -429,7 +429,7 @@ export const OPTIONS = {
   kafkaClient: {
     kind: 'string',
     env: 'STREAMSCORE_KAFKA_CLIENT',
-    default: 'kafkajs',
+    default: 'platformatic',
     choices: ['kafkajs', 'platformatic'],
     description:
       "Kafka client for serve's and backfill's consumer and producer: kafkajs or @platformatic/kafka (docs/operations.md).",
