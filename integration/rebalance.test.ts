@@ -57,7 +57,11 @@ describe('serve: replicas join and leave under load', () => {
     await waitFor(
       'the second replica to score',
       async () => metricValue(await second.metrics(), 'streamscore_predictions_published_total') >= 2_000,
-    );
+    ).catch((error: Error) => {
+      throw new Error(
+        `${error.message}\nfirst replica:\n${first.output()}\nsecond replica:\n${second.output()}`,
+      );
+    });
     const left = await first.stop('SIGTERM');
     assert.deepEqual(left, { code: 0, signal: null }, first.output());
     await producing;
