@@ -129,7 +129,8 @@ export class ScoringStage {
 
   /**
    * The routing changed (an operator's change, or a version loaded again because its files
-   * changed): circuits close, so an opened version is tried again, and caches are dropped.
+   * changed): circuits close, so an opened version is tried again, caches are dropped, and a
+   * stalled batch does not wait out its backoff.
    */
   routingChanged(): void {
     for (const [runner, breaker] of this.#breakers) {
@@ -144,6 +145,8 @@ export class ScoringStage {
     }
     this.#breakers.clear();
     this.dropCaches();
+    // A batch stalled on a failing version is tried again now, with the new routing.
+    this.#backoff.wake();
   }
 
   /** Drops every prediction cache: the routing changed, or a version was loaded again. */

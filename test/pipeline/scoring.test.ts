@@ -594,6 +594,30 @@ describe('ScoringStage', () => {
     await s.drain();
   });
 
+  it('tries a stalled batch again as soon as the routing changes, without waiting out its backoff', async () => {
+    const live = await liveWith({ primary: '9', shadows: [] });
+    const s = setup(live);
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      s.scoring.start();
+      for (const i of [0, 1, 2]) s.batcher.add(s.pending({ id: `e${i}`, features: featuresOf(i) }));
+      await eventually(() => s.health.stalls.includes('inference'), 'the inference stall');
+      await live.apply({ primary: '2', shadows: [] });
+      s.scoring.routingChanged();
+      // No timer is ticked: the 1 s backoff is cut short by the routing change.
+      await eventually(() => s.producer.requests.length > 0, 'the predictions');
+      await s.publisher.idle();
+      assert.deepEqual(
+        s.predictions().map((p) => decodePrediction(p).model_version),
+        ['2', '2', '2'],
+      );
+      assert.deepEqual(s.health.stalls, []);
+    } finally {
+      mock.timers.reset();
+    }
+    await s.drain();
+  });
+
   it('reads an event again from its bytes when the live version needs a feature its row lacks', async () => {
     const live = await liveWith({ primary: '5', shadows: [] });
     const seven = live.current!.primary.featureNames;
