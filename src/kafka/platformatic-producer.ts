@@ -21,7 +21,7 @@ export class PlatformaticProducer implements BatchProducer {
       retries: 5,
       autocreateTopics: false,
       partitioner: (_message, key) =>
-        key === undefined || key === null ? this.#next++ & 0x7fffffff : murmur2(key) & 0x7fffffff,
+        key === undefined || key === null ? this.#next++ & 0x7fffffff : javaKeyHash(key),
     });
   }
 
@@ -41,6 +41,14 @@ export class PlatformaticProducer implements BatchProducer {
     if (messages.length === 0) return;
     await this.#producer.send({ messages, acks: batch.acks });
   }
+}
+
+/**
+ * The hash Java's client partitions a keyed record by (murmur2 with the sign bit cleared); the
+ * partition is this modulo the partition count. The library's default keeps the sign bit.
+ */
+export function javaKeyHash(key: Buffer): number {
+  return murmur2(key) & 0x7fffffff;
 }
 
 function bytes(data: Buffer | string): Buffer {
