@@ -149,10 +149,15 @@ describe('routing on a control topic, on a real broker and registry', () => {
         5_000,
       );
       assert.equal(livePrimary(replica), '2');
-      const said = replica.lines.filter((line) =>
-        /offset 1 .*not applied; the last good routing/.test(String(line.msg)),
-      );
-      assert.equal(said.length, 1, replica.output());
+      const said = () =>
+        replica.lines.filter((line) =>
+          /offset 1 .*not applied; the last good routing/.test(String(line.msg)),
+        );
+      // The counter can be read before the log line has come through the replica's stdout.
+      await waitFor('the log line saying so', () => said().length > 0, 5_000).catch((error: Error) => {
+        throw new Error(`${error.message}\n${replica.output()}`);
+      });
+      assert.equal(said().length, 1, replica.output());
     }
   });
 
