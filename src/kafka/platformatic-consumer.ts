@@ -309,8 +309,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
         const partition = answer.partitionIndex;
         const from = fetchedAt.get(partition);
         // A partition still in the broker's fetch session but not asked for this time.
-        if (from === undefined || answer.records === undefined || answer.records === null) continue;
-        if (answer.records.length === 0) continue;
+        if (from === undefined || !answer.records?.length) continue;
         const epoch = epochs.get(partition);
         const current = () =>
           !this.#stopping && this.#assigned.has(partition) && this.#epoch(partition) === epoch;
