@@ -22,7 +22,7 @@ import { connectAdmin, createKafka } from '../kafka/client.js';
 import { groupConsumers } from '../kafka/group-consumers.js';
 import { readToEnd } from '../kafka/read-to-end.js';
 import type { PartitionRange } from '../kafka/offsets.js';
-import { openProducer } from '../kafka/producer-thread.js';
+import { openProducer, openTransactionalProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
 import { ServePipeline } from '../pipeline/serve.js';
@@ -160,6 +160,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
         logger,
         metrics,
         producer: openProducer(connected.kafka, config),
+        transactional: openTransactionalProducer(config),
         replay: bounds,
       });
       const probes = server.probes;

@@ -15,6 +15,7 @@ import {
   type GroupConsumer,
   type GroupConsumerHandlers,
   type GroupConsumerSettings,
+  type GroupMembership,
 } from './group-consumer.js';
 import { platformaticOptions } from './platformatic-options.js';
 import type { ConsumedRecord, RecordHeaders } from './records.js';
@@ -43,7 +44,9 @@ type FetchResponse = Awaited<ReturnType<PlatformaticConsumer['fetch']>>;
  *
  * Positions: a partition's next fetch offset is taken from the group's committed offset when it
  * is assigned (or the partition's start or end, by `fromBeginning`), moves past what intake
- * resolves after each batch, and is kept across rebalances for partitions that stay here.
+ * resolves after each batch, and is kept across rebalances for partitions that stay here; in
+ * exactly-once mode every join looks every position up again, from offsets no transaction is
+ * still committing to (OffsetFetch with require_stable).
  */
 export class PlatformaticGroupConsumer implements GroupConsumer {
   readonly #settings: GroupConsumerSettings;
@@ -64,6 +67,8 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   #refreshMetadata = false;
   #rejoining: Promise<void> | undefined;
   #trouble: string | undefined;
+  /** The generation and member id of the last join; cleared when the membership is in doubt. */
+  #membership: { generationId: number; memberId: string } | undefined;
 
   constructor(settings: KafkaSettings, group: GroupConsumerSettings, logger: Logger) {
     this.#settings = group;
@@ -95,6 +100,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     // A rejoin that failed leaves the member out of the group: join again until it works.
     consumer.on('error', (error: unknown) => {
       if (this.#stopping) return;
+      this.#membership = undefined;
       this.#trouble = describeError(error);
       handlers.crashed(error, true);
       this.#rejoin();
@@ -107,6 +113,13 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
 
   trouble(): string | undefined {
     return this.#trouble;
+  }
+
+  group(): GroupMembership | undefined {
+    const membership = this.#membership;
+    const coordinatorId = this.#consumer.coordinatorId;
+    if (membership === undefined || coordinatorId === null || coordinatorId === undefined) return undefined;
+    return { groupId: this.#consumer.groupId, coordinatorId, ...membership };
   }
 
   pause(partitions?: readonly number[]): void {
@@ -186,11 +199,19 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
 
   #assign(memberId: string, partitions: readonly number[]): void {
     const next = new Set(partitions);
+    this.#membership = { generationId: this.#consumer.generationId, memberId };
     for (const partition of this.#assigned) {
-      if (next.has(partition)) continue;
+      if (next.has(partition) && this.#settings.exactlyOnce !== true) continue;
       this.#positions.delete(partition);
       this.#paused.delete(partition);
       this.#bump(partition);
+    }
+    if (this.#settings.exactlyOnce === true) {
+      // Whatever was fetched under the last generation is dropped: every position is looked up again.
+      for (const partition of next) {
+        this.#positions.delete(partition);
+        this.#bump(partition);
+      }
     }
     this.#assigned = next;
     this.#log.debug({ memberId, partitions, generation: this.#consumer.generationId }, 'group joined');
@@ -364,8 +385,12 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     const missing = partitions.filter((partition) => !this.#positions.has(partition));
     if (missing.length === 0) return;
     const epochs = new Map(missing.map((partition) => [partition, this.#epoch(partition)]));
-    const committed = await this.#consumer.listCommittedOffsets({ topics: [{ topic, partitions: missing }] });
-    const offsets = committed.get(topic) ?? [];
+    const offsets =
+      this.#settings.exactlyOnce === true
+        ? await this.#stableCommittedOffsets(missing)
+        : ((await this.#consumer.listCommittedOffsets({ topics: [{ topic, partitions: missing }] })).get(
+            topic,
+          ) ?? []);
     const uncommitted = missing.filter((partition) => (offsets[partition] ?? -1n) < 0n);
     let reset: bigint[] = [];
     if (uncommitted.length > 0) {
@@ -387,6 +412,68 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
       { partitions: missing, positions: missing.map((p) => this.#positions.get(p)?.toString() ?? null) },
       'fetch positions looked up',
     );
+  }
+
+  /**
+   * The group's committed offsets of the partitions (-1 where none), asked with require_stable: the
+   * coordinator answers UNSTABLE_OFFSET_COMMIT while a transaction that commits offsets of them is
+   * still open, and the question is asked again until none is (or that transaction times out).
+   */
+  async #stableCommittedOffsets(partitions: readonly number[]): Promise<bigint[]> {
+    const consumer = this.#consumer;
+    const internals = consumer as unknown as ConsumerInternals;
+    const topic = this.#settings.topic;
+    for (let wait = 50; ; wait = Math.min(wait * 2, MAX_BACKOFF_MS)) {
+      const coordinator = await consumer.findGroupCoordinator();
+      const metadata = await consumer.metadata({ topics: [topic] });
+      const broker = metadata.brokers.get(coordinator);
+      if (broker === undefined) throw new Error(`group coordinator ${coordinator} is not in the metadata`);
+      const connection = await new Promise<unknown>((resolve, reject) =>
+        internals[kGetConnection](broker, (error, result) => (error ? reject(error) : resolve(result))),
+      );
+      const api = await new Promise<OffsetFetchApi>((resolve, reject) =>
+        internals[kGetApi]('OffsetFetch', (error, result) => (error ? reject(error) : resolve(result))),
+      );
+      if (api.version < 7)
+        throw new Error('exactly-once delivery needs OffsetFetch v7 or later (Kafka 2.5+)');
+      const topics = [{ name: topic, partitionIndexes: [...partitions] }];
+      let unstable = false;
+      let response: OffsetFetchResponse | undefined;
+      try {
+        response = await new Promise<OffsetFetchResponse>((resolve, reject) =>
+          api(
+            connection,
+            [{ groupId: consumer.groupId, memberId: consumer.memberId ?? null, memberEpoch: -1, topics }],
+            true,
+            (error, result) => (error ? reject(error) : resolve(result)),
+          ),
+        );
+      } catch (error) {
+        if (!hasApiId(error, 'UNSTABLE_OFFSET_COMMIT')) throw error;
+        unstable = true;
+      }
+      const offsets: bigint[] = [];
+      if (response !== undefined) {
+        // v8 and later answer per group; v7 for the one group asked about.
+        const answered = response.groups?.[0]?.topics ?? response.topics ?? [];
+        for (const { name, partitions: answers } of answered) {
+          if (name !== topic) continue;
+          for (const { partitionIndex, committedOffset, errorCode } of answers) {
+            if (errorCode === UNSTABLE_OFFSET_COMMIT) unstable = true;
+            else if (errorCode !== 0)
+              throw new Error(`offset fetch of ${topic}[${partitionIndex}] failed (error code ${errorCode})`);
+            offsets[partitionIndex] = committedOffset;
+          }
+        }
+      }
+      if (!unstable) return offsets;
+      this.#log.debug(
+        { partitions, wait },
+        'a transaction still commits offsets of these partitions; asking again',
+      );
+      await this.#sleep(wait);
+      if (this.#stopping) return offsets;
+    }
   }
 
   /**
@@ -470,10 +557,32 @@ type OffsetCommitApi = (
   callback: Callback<OffsetCommitResponse>,
 ) => void;
 
+/** Kafka's error code for a committed offset a transaction is still committing to. */
+const UNSTABLE_OFFSET_COMMIT = 88;
+
+interface OffsetFetchPartition {
+  partitionIndex: number;
+  committedOffset: bigint;
+  errorCode: number;
+}
+
+interface OffsetFetchResponse {
+  groups?: { topics: { name: string; partitions: OffsetFetchPartition[] }[] }[];
+  topics?: { name: string; partitions: OffsetFetchPartition[] }[];
+}
+
+type OffsetFetchApi = ((
+  connection: unknown,
+  groups: { groupId: string; memberId: string | null; memberEpoch: number; topics: unknown[] }[],
+  requireStable: boolean,
+  callback: Callback<OffsetFetchResponse>,
+) => void) & { version: number };
+
 /** The library's exported hooks for a connection to a broker and a version-matched API call. */
 interface ConsumerInternals {
   [kGetConnection](broker: unknown, callback: Callback<unknown>): void;
   [kGetApi](name: 'OffsetCommit', callback: Callback<OffsetCommitApi>): void;
+  [kGetApi](name: 'OffsetFetch', callback: Callback<OffsetFetchApi>): void;
 }
 
 function hasApiId(error: unknown, apiId: string): boolean {
