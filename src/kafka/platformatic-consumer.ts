@@ -6,6 +6,7 @@ import {
   kGetConnection,
 } from '@platformatic/kafka';
 import { describeError } from '../errors.js';
+import { hasErrorId } from './error-ids.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { KafkaSettings } from './client.js';
 import {
@@ -18,6 +19,7 @@ import {
   type GroupMembership,
 } from './group-consumer.js';
 import { platformaticOptions } from './platformatic-options.js';
+import { StableOffsetReader } from './stable-offsets.js';
 import type { ConsumedRecord, RecordHeaders } from './records.js';
 
 /** Per partition and per fetch; as kafkajs's consumer in serve (see kafkajs-consumer.ts). */
@@ -69,9 +71,13 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   #trouble: string | undefined;
   /** The generation and member id of the last join; cleared when the membership is in doubt. */
   #membership: { generationId: number; memberId: string } | undefined;
+  readonly #kafkaSettings: KafkaSettings;
+  /** Exactly-once: reads committed offsets no transaction is still committing to. */
+  #stable: StableOffsetReader | undefined;
 
   constructor(settings: KafkaSettings, group: GroupConsumerSettings, logger: Logger) {
     this.#settings = group;
+    this.#kafkaSettings = settings;
     this.#log = logger;
     this.#consumer = new Consumer({
       ...platformaticOptions(settings, { patient: true }),
@@ -194,6 +200,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     this.#wake?.();
     await new Promise<void>((resolve) => this.#consumer.leaveGroup(false, () => resolve()));
     await this.#consumer.close(true);
+    await this.#stable?.close().catch(() => undefined);
     await this.#loop;
   }
 
@@ -414,66 +421,14 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     );
   }
 
-  /**
-   * The group's committed offsets of the partitions (-1 where none), asked with require_stable: the
-   * coordinator answers UNSTABLE_OFFSET_COMMIT while a transaction that commits offsets of them is
-   * still open, and the question is asked again until none is (or that transaction times out).
-   */
+  /** The group's committed offsets of the partitions (-1 where none), once no transaction commits them. */
   async #stableCommittedOffsets(partitions: readonly number[]): Promise<bigint[]> {
-    const consumer = this.#consumer;
-    const internals = consumer as unknown as ConsumerInternals;
-    const topic = this.#settings.topic;
-    for (let wait = 50; ; wait = Math.min(wait * 2, MAX_BACKOFF_MS)) {
-      const coordinator = await consumer.findGroupCoordinator();
-      const metadata = await consumer.metadata({ topics: [topic] });
-      const broker = metadata.brokers.get(coordinator);
-      if (broker === undefined) throw new Error(`group coordinator ${coordinator} is not in the metadata`);
-      const connection = await new Promise<unknown>((resolve, reject) =>
-        internals[kGetConnection](broker, (error, result) => (error ? reject(error) : resolve(result))),
-      );
-      const api = await new Promise<OffsetFetchApi>((resolve, reject) =>
-        internals[kGetApi]('OffsetFetch', (error, result) => (error ? reject(error) : resolve(result))),
-      );
-      if (api.version < 7)
-        throw new Error('exactly-once delivery needs OffsetFetch v7 or later (Kafka 2.5+)');
-      const topics = [{ name: topic, partitionIndexes: [...partitions] }];
-      let unstable = false;
-      let response: OffsetFetchResponse | undefined;
-      try {
-        response = await new Promise<OffsetFetchResponse>((resolve, reject) =>
-          api(
-            connection,
-            [{ groupId: consumer.groupId, memberId: consumer.memberId ?? null, memberEpoch: -1, topics }],
-            true,
-            (error, result) => (error ? reject(error) : resolve(result)),
-          ),
-        );
-      } catch (error) {
-        if (!hasApiId(error, 'UNSTABLE_OFFSET_COMMIT')) throw error;
-        unstable = true;
-      }
-      const offsets: bigint[] = [];
-      if (response !== undefined) {
-        // v8 and later answer per group; v7 for the one group asked about.
-        const answered = response.groups?.[0]?.topics ?? response.topics ?? [];
-        for (const { name, partitions: answers } of answered) {
-          if (name !== topic) continue;
-          for (const { partitionIndex, committedOffset, errorCode } of answers) {
-            if (errorCode === UNSTABLE_OFFSET_COMMIT) unstable = true;
-            else if (errorCode !== 0)
-              throw new Error(`offset fetch of ${topic}[${partitionIndex}] failed (error code ${errorCode})`);
-            offsets[partitionIndex] = committedOffset;
-          }
-        }
-      }
-      if (!unstable) return offsets;
-      this.#log.debug(
-        { partitions, wait },
-        'a transaction still commits offsets of these partitions; asking again',
-      );
-      await this.#sleep(wait);
-      if (this.#stopping) return offsets;
-    }
+    this.#stable ??= new StableOffsetReader(this.#kafkaSettings);
+    const committed = await this.#stable.read(this.#settings.groupId, this.#settings.topic);
+    return partitions.reduce<bigint[]>((offsets, partition) => {
+      offsets[partition] = committed.get(partition)?.offset ?? -1n;
+      return offsets;
+    }, []);
   }
 
   /**
@@ -481,7 +436,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
    * its start or its end, by `fromBeginning`, as Kafka's auto.offset.reset does.
    */
   async #recoverOutOfRange(error: unknown, requested: readonly FetchPartition[]): Promise<boolean> {
-    if (!hasApiId(error, 'OFFSET_OUT_OF_RANGE')) return false;
+    if (!hasErrorId(error, 'OFFSET_OUT_OF_RANGE')) return false;
     const topic = this.#settings.topic;
     const list = async (timestamp: bigint) =>
       (
@@ -557,43 +512,10 @@ type OffsetCommitApi = (
   callback: Callback<OffsetCommitResponse>,
 ) => void;
 
-/** Kafka's error code for a committed offset a transaction is still committing to. */
-const UNSTABLE_OFFSET_COMMIT = 88;
-
-interface OffsetFetchPartition {
-  partitionIndex: number;
-  committedOffset: bigint;
-  errorCode: number;
-}
-
-interface OffsetFetchResponse {
-  groups?: { topics: { name: string; partitions: OffsetFetchPartition[] }[] }[];
-  topics?: { name: string; partitions: OffsetFetchPartition[] }[];
-}
-
-type OffsetFetchApi = ((
-  connection: unknown,
-  groups: { groupId: string; memberId: string | null; memberEpoch: number; topics: unknown[] }[],
-  requireStable: boolean,
-  callback: Callback<OffsetFetchResponse>,
-) => void) & { version: number };
-
 /** The library's exported hooks for a connection to a broker and a version-matched API call. */
 interface ConsumerInternals {
   [kGetConnection](broker: unknown, callback: Callback<unknown>): void;
   [kGetApi](name: 'OffsetCommit', callback: Callback<OffsetCommitApi>): void;
-  [kGetApi](name: 'OffsetFetch', callback: Callback<OffsetFetchApi>): void;
-}
-
-function hasApiId(error: unknown, apiId: string): boolean {
-  for (let depth = 0, queue: unknown[] = [error]; queue.length > 0 && depth < 50; depth += 1) {
-    const next = queue.shift() as { apiId?: unknown; errors?: unknown; cause?: unknown } | undefined;
-    if (next === undefined || next === null || typeof next !== 'object') continue;
-    if (next.apiId === apiId) return true;
-    if (Array.isArray(next.errors)) queue.push(...(next.errors as unknown[]));
-    if (next.cause !== undefined) queue.push(next.cause);
-  }
-  return false;
 }
 
 type RawRecord = NonNullable<

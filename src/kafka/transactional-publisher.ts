@@ -1,6 +1,7 @@
 import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Backoff } from '../timers.js';
+import { errorIds } from './error-ids.js';
 import type { CommitOffset, GroupMembership } from './group-consumer.js';
 import type { Committable, OffsetEntry, PartitionLease } from './offsets.js';
 import type { TransactionalProducer } from './platformatic-producer.js';
@@ -82,6 +83,8 @@ export class TransactionalPublisher implements Publisher {
   readonly #waiting: Send[] = [];
   #sending: Promise<void> | undefined;
   #failing = false;
+  /** A transaction was refused for a stale membership and none committed since (said once). */
+  #refused = false;
   #stopped = false;
   readonly #backoff = new Backoff();
 
@@ -164,10 +167,12 @@ export class TransactionalPublisher implements Publisher {
           const movedOn = errorIds(error).some((id) => GROUP_MOVED_ON.has(id));
           const wait = movedOn ? REJOIN_WAIT_MS : backoff;
           if (movedOn) {
-            this.#logger.info(
-              { err: error },
-              'transaction refused: the group moved on; what was in flight is dropped once this member rejoins',
-            );
+            if (!this.#refused) {
+              this.#refused = true;
+              this.#logger.info(
+                `transaction refused, the group moved on (${describeError(error)}): what was in flight is dropped once this member rejoins`,
+              );
+            }
           } else {
             if (!this.#failing) {
               this.#failing = true;
@@ -183,6 +188,7 @@ export class TransactionalPublisher implements Publisher {
           continue;
         }
         backoff = this.#firstRetryMs;
+        this.#refused = false;
         if (this.#failing) {
           this.#failing = false;
           this.#events.recovered();
@@ -290,21 +296,6 @@ function toCommitOffset({
   metadata,
 }: Committable & { metadata?: string }): CommitOffset {
   return metadata === undefined ? { topic, partition, offset } : { topic, partition, offset, metadata };
-}
-
-/** Kafka error ids along an error, its causes and grouped errors (the library's apiId, kafkajs's type). */
-export function errorIds(error: unknown): string[] {
-  const ids: string[] = [];
-  const queue: unknown[] = [error];
-  for (let seen = 0; queue.length > 0 && seen < 50; seen += 1) {
-    const next = queue.shift() as { apiId?: unknown; type?: unknown; errors?: unknown; cause?: unknown };
-    if (next === null || typeof next !== 'object') continue;
-    if (typeof next.apiId === 'string') ids.push(next.apiId);
-    if (typeof next.type === 'string') ids.push(next.type);
-    if (Array.isArray(next.errors)) queue.push(...(next.errors as unknown[]));
-    if (next.cause !== undefined) queue.push(next.cause);
-  }
-  return ids;
 }
 
 /** A programming error (a bad record, a non-transactional send): the same on every try. */
