@@ -147,7 +147,7 @@ async function main(): Promise<number> {
       report[model] = { setting: settings, rate, variants: [...results.values()] };
     }
   } finally {
-    await infrastructure.stop();
+    infrastructure.stop();
   }
   say('');
   say(table(report));
