@@ -1,10 +1,4 @@
-import {
-  Consumer,
-  FetchIsolationLevels,
-  ListOffsetTimestamps,
-  kGetApi,
-  kGetConnection,
-} from '@platformatic/kafka';
+import { Consumer, FetchIsolationLevels, ListOffsetTimestamps } from '@platformatic/kafka';
 import { describeError } from '../errors.js';
 import { hasErrorId } from './error-ids.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -19,6 +13,7 @@ import {
   type GroupMembership,
 } from './group-consumer.js';
 import { platformaticOptions } from './platformatic-options.js';
+import { commitOn, commitTopics } from './platformatic-requests.js';
 import { StableOffsetReader } from './stable-offsets.js';
 import type { ConsumedRecord, RecordHeaders } from './records.js';
 
@@ -150,48 +145,18 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   async commit(offsets: readonly CommitOffset[]): Promise<void> {
     if (offsets.length === 0) return;
     const consumer = this.#consumer;
-    const byTopic = new Map<string, { name: string; partitions: CommitPartition[] }>();
-    for (const { topic, partition, offset, metadata } of offsets) {
-      let entry = byTopic.get(topic);
-      if (entry === undefined) byTopic.set(topic, (entry = { name: topic, partitions: [] }));
-      entry.partitions.push({
-        partitionIndex: partition,
-        committedOffset: BigInt(offset),
-        committedLeaderEpoch: -1,
-        committedMetadata: metadata ?? null,
-      });
-    }
     const coordinator = await consumer.findGroupCoordinator();
-    const metadata = await consumer.metadata({ topics: [this.#settings.topic] });
-    const broker = metadata.brokers.get(coordinator);
-    if (broker === undefined) throw new Error(`group coordinator ${coordinator} is not in the metadata`);
-    const internals = consumer as unknown as ConsumerInternals;
-    const connection = await new Promise<unknown>((resolve, reject) =>
-      internals[kGetConnection](broker, (error, result) => (error ? reject(error) : resolve(result))),
-    );
-    const api = await new Promise<OffsetCommitApi>((resolve, reject) =>
-      internals[kGetApi]('OffsetCommit', (error, result) => (error ? reject(error) : resolve(result))),
-    );
-    const response = await new Promise<OffsetCommitResponse>((resolve, reject) =>
+    await commitOn(consumer, coordinator, 'OffsetCommit', (api, connection, done) =>
       api(
         connection,
         consumer.groupId,
         consumer.generationId,
         consumer.memberId ?? '',
         null,
-        [...byTopic.values()],
-        (error, result) => (error ? reject(error) : resolve(result)),
+        commitTopics(offsets),
+        done,
       ),
     );
-    for (const topic of response.topics) {
-      for (const partition of topic.partitions) {
-        if (partition.errorCode !== 0) {
-          throw new Error(
-            `offset commit of ${topic.name}[${partition.partitionIndex}] refused (error code ${partition.errorCode})`,
-          );
-        }
-      }
-    }
     this.#handlers?.contact();
   }
 
@@ -487,35 +452,6 @@ interface FetchPartition {
   partitionMaxBytes: number;
   currentLeaderEpoch: number;
   lastFetchedEpoch: number;
-}
-
-interface CommitPartition {
-  partitionIndex: number;
-  committedOffset: bigint;
-  committedLeaderEpoch: number;
-  committedMetadata: string | null;
-}
-
-interface OffsetCommitResponse {
-  topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
-}
-
-type Callback<T> = (error: Error | null | undefined, result: T) => void;
-
-type OffsetCommitApi = (
-  connection: unknown,
-  groupId: string,
-  generationId: number,
-  memberId: string,
-  groupInstanceId: string | null,
-  topics: { name: string; partitions: CommitPartition[] }[],
-  callback: Callback<OffsetCommitResponse>,
-) => void;
-
-/** The library's exported hooks for a connection to a broker and a version-matched API call. */
-interface ConsumerInternals {
-  [kGetConnection](broker: unknown, callback: Callback<unknown>): void;
-  [kGetApi](name: 'OffsetCommit', callback: Callback<OffsetCommitApi>): void;
 }
 
 type RawRecord = NonNullable<

@@ -1,7 +1,8 @@
-import { Producer, kGetApi, kGetConnection, murmur2, type MessageToProduce } from '@platformatic/kafka';
+import { Producer, murmur2, type MessageToProduce } from '@platformatic/kafka';
 import type { KafkaSettings } from './client.js';
 import type { CommitOffset, GroupMembership } from './group-consumer.js';
 import { platformaticOptions } from './platformatic-options.js';
+import { commitOn, commitTopics } from './platformatic-requests.js';
 import type { BatchProducer, ProducerBatch } from './producer-thread.js';
 import type { OutRecord, RecordHeaders, TopicRecords } from './records.js';
 
@@ -127,29 +128,7 @@ export class PlatformaticProducer implements TransactionalProducer {
     batch: TransactionBatch,
   ): Promise<void> {
     const { group } = batch;
-    const internals = producer as unknown as ProducerInternals;
-    const metadata = await producer.metadata({ topics: [] });
-    const broker = metadata.brokers.get(group.coordinatorId);
-    if (broker === undefined)
-      throw new Error(`group coordinator ${group.coordinatorId} is not in the metadata`);
-    const connection = await new Promise<unknown>((resolve, reject) =>
-      internals[kGetConnection](broker, (error, result) => (error ? reject(error) : resolve(result))),
-    );
-    const api = await new Promise<TxnOffsetCommitApi>((resolve, reject) =>
-      internals[kGetApi]('TxnOffsetCommit', (error, result) => (error ? reject(error) : resolve(result))),
-    );
-    const byTopic = new Map<string, { name: string; partitions: TxnCommitPartition[] }>();
-    for (const { topic, partition, offset, metadata: text } of batch.offsets) {
-      let entry = byTopic.get(topic);
-      if (entry === undefined) byTopic.set(topic, (entry = { name: topic, partitions: [] }));
-      entry.partitions.push({
-        partitionIndex: partition,
-        committedOffset: BigInt(offset),
-        committedLeaderEpoch: -1,
-        committedMetadata: text ?? null,
-      });
-    }
-    const response = await new Promise<TxnOffsetCommitResponse>((resolve, reject) =>
+    await commitOn(producer, group.coordinatorId, 'TxnOffsetCommit', (api, connection, done) =>
       api(
         connection,
         transactionalId,
@@ -159,52 +138,11 @@ export class PlatformaticProducer implements TransactionalProducer {
         group.generationId,
         group.memberId,
         null,
-        [...byTopic.values()],
-        (error, result) => (error ? reject(error) : resolve(result)),
+        commitTopics(batch.offsets),
+        done,
       ),
     );
-    for (const topic of response.topics) {
-      for (const partition of topic.partitions) {
-        if (partition.errorCode !== 0) {
-          throw new Error(
-            `transactional offset commit of ${topic.name}[${partition.partitionIndex}] refused (error code ${partition.errorCode})`,
-          );
-        }
-      }
-    }
   }
-}
-
-interface TxnCommitPartition {
-  partitionIndex: number;
-  committedOffset: bigint;
-  committedLeaderEpoch: number;
-  committedMetadata: string | null;
-}
-
-interface TxnOffsetCommitResponse {
-  topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
-}
-
-type Callback<T> = (error: Error | null | undefined, result: T) => void;
-
-type TxnOffsetCommitApi = (
-  connection: unknown,
-  transactionalId: string,
-  groupId: string,
-  producerId: bigint,
-  producerEpoch: number,
-  generationId: number,
-  memberId: string,
-  groupInstanceId: string | null,
-  topics: { name: string; partitions: TxnCommitPartition[] }[],
-  callback: Callback<TxnOffsetCommitResponse>,
-) => void;
-
-/** The library's exported hooks for a connection to a broker and a version-matched API call. */
-interface ProducerInternals {
-  [kGetConnection](broker: unknown, callback: Callback<unknown>): void;
-  [kGetApi](name: 'TxnOffsetCommit', callback: Callback<TxnOffsetCommitApi>): void;
 }
 
 function toMessages(topicMessages: readonly TopicRecords[]): Message[] {
