@@ -266,9 +266,13 @@ export class OutputReader {
     });
     await reader.#consumer.run({
       autoCommit: false,
-      // Never throws: kafkajs would hand the batch over again, and what it held be counted twice.
+      // Never throws: kafkajs would hand the batch over again. A batch handed over again anyway
+      // (the consumer restarted after an error: with no commits, from the start) is not counted
+      // again.
       eachBatch: async ({ batch }) => {
+        const from = reader.#positions.get(`${batch.topic}:${batch.partition}`) ?? 0n;
         for (const message of batch.messages) {
+          if (BigInt(message.offset) < from) continue;
           const fields = await decoded(message.value);
           if (typeof fields?.request_id !== 'string') {
             reader.unreadable += 1;
@@ -384,9 +388,21 @@ export interface Tally {
   unknown: number;
   /** Some lost ids, for the failure message. */
   lostIds: string[];
+  /**
+   * Requests-topic records past the group's committed offsets once every replica stopped. With
+   * ids lost, it tells the kinds of loss apart: none uncommitted, their offsets were committed
+   * without an output (lost for good); otherwise a partition was left unread (the next owner
+   * would read them).
+   */
+  uncommitted: number;
 }
 
-export function tally(writer: Writer, reader: OutputReader, poison: ReadonlySet<string>): Tally {
+export function tally(
+  writer: Writer,
+  reader: OutputReader,
+  poison: ReadonlySet<string>,
+  uncommitted: number,
+): Tally {
   const produced = new Set(writer.acknowledged);
   let scored = 0;
   let deadLettered = 0;
@@ -427,6 +443,7 @@ export function tally(writer: Writer, reader: OutputReader, poison: ReadonlySet<
     unconfirmed,
     unknown,
     lostIds: lostIds.slice(0, 10),
+    uncommitted,
   };
 }
 
@@ -440,6 +457,7 @@ export function summaryLine(label: string, counted: Tally, notes: string[] = [])
     `duplicates ${counted.duplicateIds} (${counted.extraCopies} extra copies)`,
     ...(counted.unconfirmed > 0 ? [`unacknowledged but written ${counted.unconfirmed}`] : []),
     ...(counted.writtenTwice > 0 ? [`written twice by the producer ${counted.writtenTwice}`] : []),
+    ...(counted.uncommitted > 0 ? [`left uncommitted ${counted.uncommitted}`] : []),
     ...notes,
   ];
   return `# delivery test: ${label}: ${parts.join(', ')}\n`;
@@ -521,7 +539,43 @@ export class DeliveryRun {
     await reader.waitForAll(writer.acknowledged, timeoutMs);
     for (const replica of this.replicas) await replica.stop('SIGTERM');
     await reader.finish();
-    return tally(writer, reader, poison);
+    return tally(writer, reader, poison, await this.#uncommitted());
+  }
+
+  /** Records of the requests topic past the group's committed offsets, summed over partitions. */
+  async #uncommitted(): Promise<number> {
+    const admin = this.client.admin();
+    await admin.connect();
+    try {
+      const ends = await admin.fetchTopicOffsets(this.topics.requests);
+      const [committed] = await admin.fetchOffsets({
+        groupId: this.topics.group,
+        topics: [this.topics.requests],
+      });
+      let total = 0;
+      for (const { partition, offset } of ends) {
+        const at = committed?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1';
+        total += Number(offset) - Math.max(0, Number(at));
+      }
+      return total;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** The last log lines of each replica (each cut to 400 characters), for failure messages. */
+  logTails(lines = 30): string {
+    return this.replicas
+      .map((replica, i) => {
+        const tail = replica
+          .output()
+          .split('\n')
+          .filter((line) => line !== '')
+          .slice(-lines)
+          .map((line) => (line.length > 400 ? `${line.slice(0, 400)}...` : line));
+        return `replica ${i + 1}:\n${tail.join('\n')}`;
+      })
+      .join('\n');
   }
 
   /** Cleanup, also after a failure: kills what still runs and deletes the topics. */

@@ -38,21 +38,22 @@ function report(mode: DeliveryMode, scenario: string, counted: Tally, notes: str
 }
 
 /** What holds in every scenario: each id accounted for, with the output its event calls for. */
-function assertAccounted(counted: Tally, mode: DeliveryMode, behind: string[], noRepeats = false): void {
-  assert.deepEqual(behind, [], 'the outputs were read to their end');
+function assertAccounted(counted: Tally, run: DeliveryRun, noRepeats = false): void {
+  assert.deepEqual(run.reader!.behind, [], 'the outputs were read to their end');
   assert.equal(
     counted.lost,
     0,
-    `${counted.lost} of ${counted.produced} events have no output, e.g. ${counted.lostIds.join(', ')}`,
+    `${counted.lost} of ${counted.produced} events have no output, e.g. ${counted.lostIds.join(', ')}; ` +
+      `${counted.uncommitted} records of the requests topic left uncommitted\n${run.logTails()}`,
   );
   assert.equal(counted.misrouted, 0, 'poison events are dead-lettered and only they are');
   assert.equal(counted.unknown, 0, 'every output is for an event the writer wrote');
   assert.equal(counted.produced, counted.scored + counted.deadLettered);
-  if (noRepeats || mode === 'exactly-once') {
+  if (noRepeats || run.mode === 'exactly-once') {
     assert.equal(
       counted.duplicateIds,
       0,
-      `${counted.duplicateIds} events have more than one output (${counted.extraCopies} extra)`,
+      `${counted.duplicateIds} events have more than one output (${counted.extraCopies} extra)\n${run.logTails()}`,
     );
   }
 }
@@ -143,7 +144,7 @@ for (const mode of deliveryModes()) {
         await writer.finish(EVENTS);
         const counted = await run.settle(plan.poison);
         report(mode, 'kill -9 of a replica', counted, [`${before} published before the kill`]);
-        assertAccounted(counted, mode, run.reader!.behind);
+        assertAccounted(counted, run);
         // A replica that never committed would repeat all it published before the kill.
         assert.ok(counted.extraCopies < before, `${counted.extraCopies} repeats of ${before} published`);
       } finally {
@@ -169,7 +170,7 @@ for (const mode of deliveryModes()) {
         const counted = await run.settle(plan.poison);
         report(mode, 'SIGTERM of a replica', counted);
         // serve scores, publishes and commits all it took in before it exits.
-        assertAccounted(counted, mode, run.reader!.behind, true);
+        assertAccounted(counted, run, true);
       } finally {
         await run.close();
       }
@@ -206,7 +207,9 @@ for (const mode of deliveryModes()) {
             return true;
           },
           30_000,
-        );
+        ).catch((error: Error) => {
+          throw new Error(`${error.message}\n${serve.output()}`);
+        });
         const resumedAfter = resumedAt - Math.max(back, writer.firstAckAfter(back)!);
         await waitFor('serve to be ready again', async () => (await readiness()) === 200, 30_000);
         await writer.finish(writer.acknowledged.length + 500);
@@ -215,7 +218,7 @@ for (const mode of deliveryModes()) {
           `the broker answered again after ${back - killedAt} ms`,
           `scoring resumed ${resumedAfter} ms after it took new events`,
         ]);
-        assertAccounted(counted, mode, run.reader!.behind);
+        assertAccounted(counted, run);
         assert.ok(resumedAfter < 5_000, `scoring resumed ${resumedAfter} ms after the broker answered`);
         assert.ok(
           serve.lines.some((line) => line.stall === 'broker' && /stalled/.test(String(line.msg))),
@@ -274,7 +277,7 @@ for (const mode of deliveryModes()) {
         await writer.finish(EVENTS);
         const counted = await run.settle(plan.poison);
         report(mode, '1 -> 3 -> 1 replicas', counted);
-        assertAccounted(counted, mode, run.reader!.behind);
+        assertAccounted(counted, run);
         assert.equal(orderViolation(run.reader!.scored), undefined);
         // Commits every 100 ms bound the repeats; a replica that left without committing would
         // repeat all it scored.
@@ -328,7 +331,7 @@ for (const mode of deliveryModes()) {
         report(mode, 'zombie replica', counted, [
           `the other replica took over ${takeover} ms after the pause`,
         ]);
-        assertAccounted(counted, mode, run.reader!.behind);
+        assertAccounted(counted, run);
         const stopped = await zombie.exited;
         assert.deepEqual(stopped, { code: 0, signal: null }, zombie.output());
       } finally {
