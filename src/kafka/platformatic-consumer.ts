@@ -66,6 +66,8 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   #trouble: string | undefined;
   /** The generation and member id of the last join; cleared when the membership is in doubt. */
   #membership: { generationId: number; memberId: string } | undefined;
+  /** The member id of the last join. */
+  #memberId: string | undefined;
   readonly #kafkaSettings: KafkaSettings;
   /** Exactly-once: reads committed offsets no transaction is still committing to. */
   #stable: StableOffsetReader | undefined;
@@ -171,19 +173,17 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
 
   #assign(memberId: string, partitions: readonly number[]): void {
     const next = new Set(partitions);
+    // Intake drops everything taken in when this replica comes back as a new member (it may have
+    // lost its partitions in between), and in exactly-once mode at every join: then every position
+    // is looked up again, or the records dropped would be skipped.
+    const fresh = this.#settings.exactlyOnce === true || memberId !== this.#memberId;
+    this.#memberId = memberId;
     this.#membership = { generationId: this.#consumer.generationId, memberId };
     for (const partition of this.#assigned) {
-      if (next.has(partition) && this.#settings.exactlyOnce !== true) continue;
+      if (next.has(partition) && !fresh) continue;
       this.#positions.delete(partition);
       this.#paused.delete(partition);
       this.#bump(partition);
-    }
-    if (this.#settings.exactlyOnce === true) {
-      // Whatever was fetched under the last generation is dropped: every position is looked up again.
-      for (const partition of next) {
-        this.#positions.delete(partition);
-        this.#bump(partition);
-      }
     }
     this.#assigned = next;
     this.#log.debug({ memberId, partitions, generation: this.#consumer.generationId }, 'group joined');
@@ -389,7 +389,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   /** The group's committed offsets of the partitions (-1 where none), once no transaction commits them. */
   async #stableCommittedOffsets(partitions: readonly number[]): Promise<bigint[]> {
     this.#stable ??= new StableOffsetReader(this.#kafkaSettings);
-    const committed = await this.#stable.read(this.#settings.groupId, this.#settings.topic);
+    const committed = await this.#stable.read(this.#settings.groupId, this.#settings.topic, partitions);
     return partitions.reduce<bigint[]>((offsets, partition) => {
       offsets[partition] = committed.get(partition)?.offset ?? -1n;
       return offsets;

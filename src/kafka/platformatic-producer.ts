@@ -3,6 +3,7 @@ import type { KafkaSettings } from './client.js';
 import type { CommitOffset, GroupMembership } from './group-consumer.js';
 import { platformaticOptions } from './platformatic-options.js';
 import { commitOn, commitTopics } from './platformatic-requests.js';
+import { StableOffsetReader } from './stable-offsets.js';
 import type { BatchProducer, ProducerBatch } from './producer-thread.js';
 import type { OutRecord, RecordHeaders, TopicRecords } from './records.js';
 
@@ -21,7 +22,30 @@ export interface TransactionBatch {
 
 /** A producer that writes records and consumed offsets in one Kafka transaction. */
 export interface TransactionalProducer extends BatchProducer {
+  /** Rejects with TransactionOutcomeUnknown when the commit was asked for but not answered. */
   commitTransaction(batch: TransactionBatch): Promise<void>;
+  /**
+   * Whether the batch's transaction committed, from the group's committed offsets once no
+   * transaction is open on them (each transaction's offsets are its own: they only move forward).
+   */
+  committed(batch: TransactionBatch): Promise<boolean>;
+}
+
+/**
+ * The commit of a transaction was sent and failed without an answer the client can trust (a
+ * timeout, a lost connection): it may have committed. Sending its records again could write them
+ * twice, so the caller asks committed() first.
+ */
+export class TransactionOutcomeUnknown extends Error {
+  constructor(cause: unknown) {
+    super(
+      `the transaction's commit was not answered: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+      },
+    );
+    this.name = 'TransactionOutcomeUnknown';
+  }
 }
 
 export interface TransactionSettings {
@@ -40,6 +64,7 @@ export class PlatformaticProducer implements TransactionalProducer {
   readonly #settings: KafkaSettings;
   readonly #transactions: TransactionSettings | undefined;
   #producer: LibraryProducer;
+  #stable: StableOffsetReader | undefined;
   #next = 0;
 
   /**
@@ -67,6 +92,12 @@ export class PlatformaticProducer implements TransactionalProducer {
             idempotent: true,
             transactionalId: transactions.transactionalId,
             timeout: transactions.timeoutMs,
+            // InitProducerId without a producer id of its own (-1): the broker then bumps the
+            // epoch of this transactional id, fencing an earlier producer under it and aborting its
+            // open transaction. The library's default (0) claims producer id 0, which the broker
+            // refuses as fenced once the id has another producer.
+            producerId: -1n,
+            producerEpoch: -1,
           }),
     });
   }
@@ -76,6 +107,7 @@ export class PlatformaticProducer implements TransactionalProducer {
   }
 
   async disconnect(): Promise<void> {
+    await this.#stable?.close().catch(() => undefined);
     await this.#producer.close();
   }
 
@@ -90,15 +122,19 @@ export class PlatformaticProducer implements TransactionalProducer {
   /**
    * One transaction: the records, then the offsets (AddOffsetsToTxn, then TxnOffsetCommit with the
    * group's generation and member id, so a member the group has moved on from is refused), then
-   * the commit. On any failure the transaction is aborted; when even that fails, the producer is
-   * made again under the same transactional id, which fences the old one and has the broker
-   * abort its open transaction. Nothing of a failed call is ever committed.
+   * the commit. On any failure the transaction is aborted and the producer made again under the
+   * same transactional id, which fences the old one and has the broker abort its open
+   * transaction. Nothing of a failed call is ever committed.
    */
   async commitTransaction(batch: TransactionBatch): Promise<void> {
     if (this.#transactions === undefined) throw new TypeError('this producer is not transactional');
     const producer = this.#producer;
-    const transaction = await producer.beginTransaction();
+    let transaction: Awaited<ReturnType<LibraryProducer['beginTransaction']>> | undefined;
+    let committing = false;
     try {
+      // A begin that fails (no coordinator yet) leaves the library holding a transaction that
+      // never started: the producer is made again below.
+      transaction = await producer.beginTransaction();
       for (const request of batch.requests) {
         const messages = toMessages(request);
         if (messages.length > 0) await transaction.send({ messages, acks: -1 });
@@ -108,17 +144,36 @@ export class PlatformaticProducer implements TransactionalProducer {
         await transaction.addConsumer({ groupId: batch.group.groupId } as never);
         await this.#commitOffsets(producer, transaction.id, batch);
       }
+      committing = true;
       await transaction.commit();
     } catch (error) {
-      try {
-        await transaction.abort();
-      } catch {
-        await transaction.cancel().catch(() => undefined);
-        this.#producer = this.#create();
-        void producer.close(true).catch(() => undefined);
-      }
-      throw error;
+      // Aborted if the broker takes it; either way the next transaction starts on a new producer,
+      // whose InitProducerId fences this one and has the broker abort whatever it left open (a
+      // failed send can leave its sequence numbers and the library's transaction state unknown).
+      await transaction?.abort().catch(() => transaction?.cancel().catch(() => undefined));
+      this.#producer = this.#create();
+      void producer.close(true).catch(() => undefined);
+      throw committing ? new TransactionOutcomeUnknown(error) : error;
     }
+  }
+
+  async committed(batch: TransactionBatch): Promise<boolean> {
+    const byTopic = new Map<string, { partition: number; offset: string }[]>();
+    for (const { topic, partition, offset } of batch.offsets) {
+      byTopic.set(topic, [...(byTopic.get(topic) ?? []), { partition, offset }]);
+    }
+    this.#stable ??= new StableOffsetReader(this.#settings);
+    for (const [topic, offsets] of byTopic) {
+      const now = await this.#stable.read(
+        batch.group.groupId,
+        topic,
+        offsets.map(({ partition }) => partition),
+      );
+      for (const { partition, offset } of offsets) {
+        if (now.get(partition)?.offset !== BigInt(offset)) return false;
+      }
+    }
+    return byTopic.size > 0;
   }
 
   /** TxnOffsetCommit on the group's coordinator, with each partition's metadata (the library sends none). */

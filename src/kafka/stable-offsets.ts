@@ -24,11 +24,20 @@ export class StableOffsetReader {
     this.#admin = new Admin(platformaticOptions(settings, { patient: true }));
   }
 
-  async read(groupId: string, topic: string): Promise<Map<number, StableCommit>> {
+  /**
+   * The partitions are named in the request (all of the topic's without a list): the broker
+   * applies require_stable only to partitions asked for by name, never to "all of the group's".
+   */
+  async read(
+    groupId: string,
+    topic: string,
+    partitions?: readonly number[],
+  ): Promise<Map<number, StableCommit>> {
+    const named = partitions ?? (await this.#partitionsOf(topic));
     for (let wait = 50; ; wait = Math.min(wait * 2, MAX_WAIT_MS)) {
       try {
         const groups = await this.#admin.listConsumerGroupOffsets({
-          groups: [{ groupId, topics: null }],
+          groups: [{ groupId, topics: [{ name: topic, partitionIndexes: [...named] }] }],
           requireStable: true,
         });
         const result = new Map<number, StableCommit>();
@@ -47,6 +56,12 @@ export class StableOffsetReader {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
+  }
+
+  async #partitionsOf(topic: string): Promise<number[]> {
+    const metadata = await this.#admin.metadata({ topics: [topic] });
+    const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    return Array.from({ length: count }, (_, partition) => partition);
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,11 @@ import { Backoff } from '../timers.js';
 import { errorIds } from './error-ids.js';
 import type { CommitOffset, GroupMembership } from './group-consumer.js';
 import type { Committable, OffsetEntry, PartitionLease } from './offsets.js';
-import type { TransactionalProducer } from './platformatic-producer.js';
+import {
+  TransactionOutcomeUnknown,
+  type TransactionBatch,
+  type TransactionalProducer,
+} from './platformatic-producer.js';
 import { recordBytes, type Publisher, type PublisherEvents } from './publisher.js';
 import type { OutRecord, TopicRecords } from './records.js';
 
@@ -155,14 +159,19 @@ export class TransactionalPublisher implements Publisher {
           this.#apply(round);
           continue;
         }
+        const batch = {
+          requests: round.requests,
+          offsets: round.commits.map(toCommitOffset),
+          group: round.group!,
+        };
         try {
-          await this.#producer.commitTransaction({
-            requests: round.requests,
-            offsets: round.commits.map(toCommitOffset),
-            group: round.group!,
-          });
+          await this.#producer.commitTransaction(batch);
         } catch (error) {
           if (cannotSucceed(error)) throw error;
+          if (error instanceof TransactionOutcomeUnknown && (await this.#committedAfterAll(batch))) {
+            this.#succeeded(round);
+            continue;
+          }
           if (this.#stopped) break;
           const movedOn = errorIds(error).some((id) => GROUP_MOVED_ON.has(id));
           const wait = movedOn ? REJOIN_WAIT_MS : backoff;
@@ -188,13 +197,7 @@ export class TransactionalPublisher implements Publisher {
           continue;
         }
         backoff = this.#firstRetryMs;
-        this.#refused = false;
-        if (this.#failing) {
-          this.#failing = false;
-          this.#events.recovered();
-        }
-        this.#ledger().committed(round.commits);
-        this.#apply(round);
+        this.#succeeded(round);
       }
     } catch (error) {
       this.#stopped = true;
@@ -203,6 +206,35 @@ export class TransactionalPublisher implements Publisher {
     } finally {
       this.#sending = undefined;
     }
+  }
+
+  #succeeded(round: Round): void {
+    this.#refused = false;
+    if (this.#failing) {
+      this.#failing = false;
+      this.#events.recovered();
+    }
+    this.#ledger().committed(round.commits);
+    this.#apply(round);
+  }
+
+  /**
+   * A commit that was not answered: asks the group's committed offsets until they say whether it
+   * went through. Its records are not sent again before that is known.
+   */
+  async #committedAfterAll(batch: TransactionBatch): Promise<boolean> {
+    for (let wait = this.#firstRetryMs; !this.#stopped; wait = Math.min(wait * 2, MAX_BACKOFF_MS)) {
+      try {
+        return await this.#producer.committed(batch);
+      } catch (error) {
+        this.#logger.debug(
+          { err: error },
+          `cannot tell yet whether a transaction committed: ${describeError(error)}`,
+        );
+        await this.#backoff.wait(wait);
+      }
+    }
+    return false;
   }
 
   #ledger(): TransactionSource {

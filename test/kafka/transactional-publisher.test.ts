@@ -3,7 +3,11 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { GroupMembership } from '../../src/kafka/group-consumer.js';
 import { OffsetLedger, type OffsetEntry } from '../../src/kafka/offsets.js';
-import type { TransactionBatch, TransactionalProducer } from '../../src/kafka/platformatic-producer.js';
+import {
+  TransactionOutcomeUnknown,
+  type TransactionBatch,
+  type TransactionalProducer,
+} from '../../src/kafka/platformatic-producer.js';
 import type { PublisherEvents } from '../../src/kafka/publisher.js';
 import { TransactionalPublisher, offsetBelow } from '../../src/kafka/transactional-publisher.js';
 
@@ -13,7 +17,8 @@ const TOPIC = 'requests';
 /** Records every transaction; each one waits until the test settles it. */
 class HeldTransactions implements TransactionalProducer {
   readonly calls: TransactionBatch[] = [];
-  readonly committed: TransactionBatch[] = [];
+  /** What the broker committed. */
+  readonly done: TransactionBatch[] = [];
   readonly #pending: { resolve: () => void; reject: (error: unknown) => void }[] = [];
   #arrived: (() => void) | undefined;
   auto = false;
@@ -32,19 +37,33 @@ class HeldTransactions implements TransactionalProducer {
     this.calls.push(batch);
     this.#arrived?.();
     if (this.auto) {
-      this.committed.push(batch);
+      this.done.push(batch);
       return Promise.resolve();
     }
     return new Promise((resolve, reject) =>
       this.#pending.push({
         resolve: () => {
-          this.committed.push(batch);
+          this.done.push(batch);
           resolve();
         },
         reject,
       }),
     );
   }
+
+  committed(batch: TransactionBatch): Promise<boolean> {
+    return Promise.resolve(this.done.includes(batch));
+  }
+
+  /** The commit was asked for and its answer lost: `went` says whether the broker committed it. */
+  unanswered(went: boolean): void {
+    const pending = this.#pending.shift()!;
+    if (went) this.done.push(this.calls[this.done.length + this.#lost]!);
+    else this.#lost += 1;
+    pending.reject(new TransactionOutcomeUnknown(new Error('connection lost')));
+  }
+
+  #lost = 0;
 
   async called(count: number): Promise<void> {
     while (this.calls.length < count) await new Promise<void>((resolve) => (this.#arrived = resolve));
@@ -153,7 +172,26 @@ describe('TransactionalPublisher', () => {
     await publisher.idle();
     assert.deepEqual(acks, ['first']);
     assert.equal(recovered, 1);
-    assert.equal(producer.committed.length, 1);
+    assert.equal(producer.done.length, 1);
+  });
+
+  it('after a commit whose answer was lost, asks whether it went through: never sends it twice', async () => {
+    const { producer, publisher, take, output } = setup();
+    const acks: string[] = [];
+    output(take(0, 0, 1), acks, 'first');
+    await producer.called(1);
+    producer.unanswered(true);
+    await publisher.idle();
+    assert.equal(producer.calls.length, 1, 'committed after all: not sent again');
+    assert.deepEqual(acks, ['first']);
+    output(take(0, 2), acks, 'second');
+    await producer.called(2);
+    producer.unanswered(false);
+    await producer.called(3);
+    assert.deepEqual(values(producer.calls[2]!), ['0:2'], 'not committed: sent again');
+    producer.commit();
+    await publisher.idle();
+    assert.deepEqual(acks, ['first', 'second']);
   });
 
   it('drops the outputs of revoked leases (the group moved on) and never commits them', async () => {
@@ -229,7 +267,7 @@ describe('TransactionalPublisher', () => {
           if (random() < 0.2) producer.fail(new Error('transient'));
           else {
             producer.commit();
-            committedOutputs = producer.committed.reduce((sum, batch) => sum + values(batch).length, 0);
+            committedOutputs = producer.done.reduce((sum, batch) => sum + values(batch).length, 0);
           }
         }
       }
@@ -238,7 +276,7 @@ describe('TransactionalPublisher', () => {
       // and above the one committed before it.
       const committedUpTo = new Map<number, number>();
       const seen = new Set<string>();
-      for (const batch of producer.committed) {
+      for (const batch of producer.done) {
         const limits = new Map(batch.offsets.map((o) => [o.partition, Number(o.offset)]));
         for (const value of values(batch)) {
           const [partition, offset] = value.split(':').map(Number) as [number, number];
