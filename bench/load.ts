@@ -100,11 +100,16 @@ export async function prepareSchedule(
   const messages = new PackedMessages(total);
   const ids: string[] = [];
   for (let i = 0; i < total; i += 1) {
-    const event = generator.next(Math.round(startsAt + (i * 1_000) / rate));
+    const event = generator.next(dueAt(startsAt, rate, i));
     messages.push(event.entity_key, await registry.encode(schemaId, event));
     ids.push(event.request_id);
   }
   return { startsAt, rate, messages, ids };
+}
+
+/** Epoch ms at which event i of a schedule is due: its event_time. */
+export function dueAt(startsAt: number, rate: number, i: number): number {
+  return Math.round(startsAt + (i * 1_000) / rate);
 }
 
 /** Bytes per chunk of a PackedMessages. */
