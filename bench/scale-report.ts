@@ -34,6 +34,7 @@ export interface ScaleResult {
     warmup_s: number;
     phase_s: number;
     lead_ms: number;
+    after_join_ms: number;
     repeats: number;
   };
   scenarios: ScenarioSummary[];
@@ -115,12 +116,12 @@ export function summarize(scenario: string, runs: (RunResult | Failed)[]): Scena
   };
 }
 
-/** "median (worst)", or the one value when there was one run. */
-function cell(value: Spread, suffix = ''): string {
+/** "median (worst)", or the one value when there was one run; ms as whole numbers, ratios to 0.01. */
+function cell(value: Spread, suffix = '', digits = 0): string {
   const known = value.runs.filter((v) => !Number.isNaN(v)).length;
   if (known === 0) return '-';
-  if (known === 1) return `${fmt(round(value.median, 2))}${suffix}`;
-  return `${fmt(round(value.median, 2))}${suffix} (${fmt(round(value.worst, 2))}${suffix})`;
+  const show = (v: number) => `${fmt(round(v, digits))}${suffix}`;
+  return known === 1 ? show(value.median) : `${show(value.median)} (${show(value.worst)})`;
 }
 
 export function formatScale(result: ScaleResult): string {
@@ -139,7 +140,8 @@ export function formatScale(result: ScaleResult): string {
     `${settings.model}/${settings.version} at ${fmt(settings.rate)} events/s (${settings.rate_from}); client ` +
       `${settings.client}, delivery ${settings.delivery}; serve ${settings.batch_max_rows} rows, ` +
       `${settings.linger_ms} ms linger, t${settings.threads}; windows of ${settings.phase_s} s from ` +
-      `${settings.lead_ms} ms before each event; ${settings.repeats} repeat(s): median (worst)`,
+      `${settings.lead_ms} ms before each event (an add's to ${settings.after_join_ms} ms after its join at ` +
+      `least); ${settings.repeats} repeat(s): median (worst)`,
   );
   out.push('');
   const rows: string[][] = [];
@@ -167,9 +169,9 @@ export function formatScale(result: ScaleResult): string {
         e.action === 'add' ? 'add a replica' : 'SIGTERM a replica',
         e.replicas,
         cell(e.longest_gap_ms),
-        cell(e.gap_vs_steady, 'x'),
+        cell(e.gap_vs_steady, 'x', 2),
         cell(e.p99_ms),
-        cell(e.p99_vs_steady, 'x'),
+        cell(e.p99_vs_steady, 'x', 2),
         cell(e.max_ms),
         cell(e.repeats),
         `${cell(e.replica_done_ms)} / ${cell(e.last_join_ms)}`,

@@ -63,6 +63,12 @@ export interface ScaleSettings {
  * were sent up to a batch and a fetch earlier, and what happens to them is the event's doing.
  */
 export const LEAD_MS = 1_000;
+/**
+ * An added replica's window runs on to at least this long after its first join, however late that
+ * join came (a busy machine can take seconds to start a process and load a model): the partitions
+ * it takes over are read from their committed offsets, and their backlog drains, after the join.
+ */
+export const AFTER_JOIN_MS = 5_000;
 
 export interface WindowResult {
   /** Replicas in the group at the window's start. */
@@ -86,6 +92,8 @@ export interface EventResult extends WindowResult {
   action: ScaleAction;
   /** Seconds after the load's first event. */
   at_s: number;
+  /** The window's length: the phase, or longer for an add whose replica joined late. */
+  window_s: number;
   /**
    * add: the new replica's first `joined consumer group` line (its start, model load and join);
    * remove: the stopped replica's exit; ms after the event.
@@ -126,6 +134,8 @@ interface Performed {
   action: ScaleAction;
   at: number;
   child: ChildUnderTest;
+  /** add: the new replica's first join. */
+  joinedAt?: number;
   exitedAt?: number;
 }
 
@@ -154,7 +164,9 @@ export async function runScenario(
 
     stage = 'paced load';
     const { warmupSeconds, phaseSeconds, rate } = settings;
-    const seconds = warmupSeconds + phaseSeconds * (scenario.actions.length + 1);
+    // One phase more than the windows need: room for events put off by a late join.
+    const seconds = warmupSeconds + phaseSeconds * (scenario.actions.length + 2);
+    const phaseMs = phaseSeconds * 1_000;
     const schedule = await prepareSchedule(
       clients.registry,
       schemaId,
@@ -163,14 +175,26 @@ export async function runScenario(
       seconds,
     );
     const partitionOf = partitionsOf(schedule.messages);
+    const loadEnd = dueAt(schedule.startsAt, rate, schedule.messages.length - 1) + 1;
     const planned = scenario.actions.map(
-      (_, k) => schedule.startsAt + (warmupSeconds + phaseSeconds * (k + 1)) * 1_000,
+      (_, k) => schedule.startsAt + warmupSeconds * 1_000 + phaseMs * (k + 1),
     );
+    // Where an event's window ends: a phase after it starts, or for an add, once the replica has
+    // been in the group for AFTER_JOIN_MS; never past the load.
+    const windowEnd = (event: Performed) =>
+      Math.min(
+        loadEnd,
+        Math.max(event.at - LEAD_MS + phaseMs, (event.joinedAt ?? -Infinity) + AFTER_JOIN_MS),
+      );
     const live = [...replicas];
     const performed: Performed[] = [];
     const scale = async () => {
       for (const [k, action] of scenario.actions.entries()) {
-        await sleep(Math.max(0, planned[k]! - Date.now()));
+        const previous = performed.at(-1);
+        if (previous?.action === 'add') previous.joinedAt = await previous.child.joined(JOIN_TIMEOUT_MS);
+        // Windows do not overlap: the next event waits for the previous window's end.
+        const next = Math.max(planned[k]!, previous === undefined ? 0 : windowEnd(previous) + LEAD_MS);
+        await sleep(Math.max(0, next - Date.now()));
         if (action === 'add') {
           const child = start();
           live.push(child);
@@ -224,30 +248,23 @@ export async function runScenario(
     }
     const counted = tally(deliveries, load.sent);
     const eventTime = Float64Array.from({ length: load.sent }, (_, i) => dueAt(schedule.startsAt, rate, i));
-    const measure = (from: number, replicasThen: number, anchor: number): WindowResult =>
-      windowResult(
-        counted,
-        partitionOf,
-        eventTime,
-        { from, to: from + phaseSeconds * 1_000 },
-        replicasThen,
-        anchor,
-      );
-    const steadyAt = planned[0]! - phaseSeconds * 1_000;
+    const measure = (window: Window, replicasThen: number, anchor: number): WindowResult =>
+      windowResult(counted, partitionOf, eventTime, window, replicasThen, anchor);
+    const steadyAt = planned[0]! - phaseMs;
+    const joins = replicas.flatMap((child) => joinLines(child, topics.requests)).map((join) => join.time);
     let count = scenario.initial;
     const events = performed.map((event): EventResult => {
       const before = count;
       count += event.action === 'add' ? 1 : -1;
-      const window = measure(event.at - LEAD_MS, before, event.at);
-      const joins = replicas.flatMap((child) => joinLines(child, topics.requests)).map((join) => join.time);
-      const inWindow = joins.filter(
-        (time) => time >= event.at && time < event.at - LEAD_MS + phaseSeconds * 1_000,
-      );
-      const done = event.action === 'add' ? joinLines(event.child, topics.requests)[0]?.time : event.exitedAt;
+      event.joinedAt ??= joinLines(event.child, topics.requests)[0]?.time;
+      const window = { from: event.at - LEAD_MS, to: windowEnd(event) };
+      const inWindow = joins.filter((time) => time >= event.at && time < window.to);
+      const done = event.action === 'add' ? event.joinedAt : event.exitedAt;
       return {
         action: event.action,
         at_s: round((event.at - schedule.startsAt) / 1_000, 2),
-        ...window,
+        window_s: round((window.to - window.from) / 1_000, 2),
+        ...measure(window, before, event.at),
         replica_done_ms: done === undefined ? null : done - event.at,
         last_join_ms: inWindow.length === 0 ? null : Math.max(...inWindow) - event.at,
       };
@@ -257,7 +274,11 @@ export async function runScenario(
       sent: load.sent,
       missing: counted.missing,
       repeats: counted.repeats.length,
-      steady: measure(steadyAt - LEAD_MS, scenario.initial, steadyAt),
+      steady: measure(
+        { from: steadyAt - LEAD_MS, to: steadyAt - LEAD_MS + phaseMs },
+        scenario.initial,
+        steadyAt,
+      ),
       events,
       producer_max_lag_ms: round(load.maxLagMs, 1),
       bench_loop_delay_ms: load.loopDelay,

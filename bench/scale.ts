@@ -17,7 +17,14 @@ import { createClients } from './kafka.js';
 import { describeMachine } from './machine.js';
 import { KAFKA_CLIENTS, type KafkaClientName } from './plan.js';
 import { formatScale, summarize, type ScaleResult } from './scale-report.js';
-import { LEAD_MS, SCENARIOS, runScenario, type RunResult, type ScaleSettings } from './scale-run.js';
+import {
+  AFTER_JOIN_MS,
+  LEAD_MS,
+  SCENARIOS,
+  runScenario,
+  type RunResult,
+  type ScaleSettings,
+} from './scale-run.js';
 import {
   kafkaClientEnv,
   serveClientProblem,
@@ -33,7 +40,8 @@ const USAGE = `Usage: npm run bench:scale -- [options]
   --rate N            events per second (default: half of a drain of serve measured first)
   --drain N           events of that drain (default 100000; quick 50000)
   --repeats N         runs of each scenario, alternated (default 3; quick 1)
-  --phase S           seconds of each window and between events (default 10; quick 6)
+  --phase S           seconds of each window and between events (default 10; quick 6); an added
+                      replica's window lasts until 5 s after its join at least
   --scenarios LIST    scale-up,scale-down (default both)
   --client NAME       serve's Kafka client (STREAMSCORE_KAFKA_CLIENT): platformatic (default) or kafkajs
   --delivery MODE     serve's STREAMSCORE_DELIVERY: at-least-once (default) or exactly-once
@@ -52,7 +60,7 @@ const METHOD: Record<string, string> = {
   replicas:
     'serve processes (dist/src/cli.js with its launcher flags) in one group; the initial ones started together and their group settled (their latest assignments divide the partitions) before the load; add = spawn one more, SIGTERM = stop the newest',
   windows:
-    'steady: the window before the first event; each event: from lead_ms before it, phase_s long; windows do not overlap',
+    "steady: phase_s before the first event's window; each event: from lead_ms before it, phase_s long, an add's until at least after_join_ms after the new replica's first join; the next event waits for the window's end, so windows do not overlap",
   longest_partition_gap:
     "per requests partition (the event's key hashed as Java's partitioner), the longest time between consecutive first predictions of its events at the arrival consumer, over the gaps that overlap the window; a repeat does not end a gap",
   latency:
@@ -181,6 +189,7 @@ async function main(): Promise<number> {
         warmup_s: WARMUP_SECONDS,
         phase_s: phaseSeconds,
         lead_ms: LEAD_MS,
+        after_join_ms: AFTER_JOIN_MS,
         repeats,
       },
       scenarios: [...runs].map(([name, list]) => summarize(name, list)),
