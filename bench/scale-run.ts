@@ -145,7 +145,9 @@ export async function runScenario(
   scenario: Scenario,
   settings: ScaleSettings,
 ): Promise<RunResult> {
-  const topics = await createCaseTopics(clients.kafka, scenario.name);
+  const topics = await createCaseTopics(clients.kafka, scenario.name).catch((error: unknown) => {
+    throw new Error(`${scenario.name} (topics): ${messageOf(error)}`, { cause: error });
+  });
   const recorder = new ArrivalRecorder(clients.endpoints.brokers.split(','));
   const replicas: ChildUnderTest[] = [];
   const stops: Promise<unknown>[] = [];
@@ -286,13 +288,22 @@ export async function runScenario(
       warnings: warnings(replicas),
     };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${scenario.name} (${stage}): ${message}`, { cause: error });
+    throw new Error(`${scenario.name} (${stage}): ${messageOf(error)}`, { cause: error });
   } finally {
     await Promise.all([...stops, ...replicas.map((child) => child.stop())]);
     await recorder.stop();
-    await removeCaseTopics(clients.kafka, topics, [recorder.group]);
+    // A busy broker can refuse a delete of topics it has just created; the measurement stands,
+    // and the names say which topics to look for.
+    await removeCaseTopics(clients.kafka, topics, [recorder.group]).catch((error: unknown) =>
+      process.stderr.write(
+        `[bench:scale] ${scenario.name}: removing ${topics.requests} and its siblings failed: ${messageOf(error)}\n`,
+      ),
+    );
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function windowResult(

@@ -38,7 +38,7 @@ const USAGE = `Usage: npm run bench:scale -- [options]
 
   --quick             smoke run (~3 min): one repeat, 6 s windows, a shorter drain
   --rate N            events per second (default: half of a drain of serve measured first)
-  --drain N           events of that drain (default 100000; quick 50000)
+  --drain N           events of that drain (default 200000; quick 50000)
   --repeats N         runs of each scenario, alternated (default 3; quick 1)
   --phase S           seconds of each window and between events (default 10; quick 6); an added
                       replica's window lasts until 5 s after its join at least
@@ -119,7 +119,7 @@ async function main(): Promise<number> {
   const quick = values.quick;
   const repeats = Math.round(positive('repeats', values.repeats, quick ? 1 : 3));
   const phaseSeconds = positive('phase', values.phase, quick ? 6 : 10);
-  const drainEvents = Math.round(positive('drain', values.drain, quick ? 50_000 : 100_000));
+  const drainEvents = Math.round(positive('drain', values.drain, quick ? 50_000 : 200_000));
   const out = values.out ?? `bench/results/${quick ? 'scale-quick' : 'scale'}.json`;
   const scenarios = values.scenarios.split(',').map((name) => {
     const scenario = SCENARIOS.find((s) => s.name === name.trim());
