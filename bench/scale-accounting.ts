@@ -1,7 +1,7 @@
 /**
  * What a scale event costs, from the arrivals of one paced run (bench/scale.ts): per source
- * partition, the longest stretch without a new prediction; end-to-end latency of the events due in
- * a window; and repeats, request ids predicted more than once. Pure functions over plain arrays, so
+ * partition, the longest stretch with a request waiting and no new prediction; end-to-end latency
+ * of the events due in a window; and repeats, request ids predicted more than once. Pure functions over plain arrays, so
  * the accounting is tested with hand-made inputs (test/bench/scale-accounting.test.ts).
  *
  * Times are epoch ms. Events are numbered by their place in the paced schedule.
@@ -56,44 +56,50 @@ export function tally(deliveries: readonly Delivery[], events: number): Tally {
 export interface Gap {
   ms: number;
   partition: number;
-  /** Epoch ms of the last new prediction of the partition before the gap (or the window's start). */
+  /** Epoch ms the gap began: a new prediction of the partition, or the send of a request it waited for. */
   from: number;
-  /** Epoch ms of the first new prediction after it (or the window's end). */
+  /** Epoch ms of the next new prediction (or the window's end, for a request never predicted). */
   to: number;
 }
 
 /**
- * The longest time any partition went without a new prediction, over the gaps that overlap the
- * window. A gap is the time between two consecutive first predictions of a partition's events
- * (a repeat is no progress, so it does not end one), taken whole even where it reaches past the
- * window. A partition with no prediction before the window's start (or after its end) counts from
- * the start (up to the end). Undefined when no partition has any prediction at all.
+ * The longest time any partition had a request waiting and no new prediction published, over the
+ * gaps that overlap the window. Per partition, events are taken in the order of their first
+ * predictions; before each one the partition waited from the later of the previous first
+ * prediction and the event's send (a load generator that fell behind does not open a gap; a
+ * repeat is no progress, so it does not close one). Requests never predicted wait from their send
+ * to the window's end. A gap is taken whole even where it reaches past the window.
  */
 export function longestGap(
   first: Float64Array,
+  sentAt: ArrayLike<number>,
   partitionOf: ArrayLike<number>,
   partitions: number,
   window: Window,
 ): Gap | undefined {
-  const times: number[][] = Array.from({ length: partitions }, () => []);
+  const predicted: number[][] = Array.from({ length: partitions }, () => []);
+  const waitingSince = new Float64Array(partitions).fill(Number.POSITIVE_INFINITY);
   for (let event = 0; event < first.length; event += 1) {
-    const at = first[event]!;
-    if (!Number.isNaN(at)) times[partitionOf[event]!]!.push(at);
+    const partition = partitionOf[event]!;
+    if (Number.isNaN(first[event]!))
+      waitingSince[partition] = Math.min(waitingSince[partition]!, sentAt[event]!);
+    else predicted[partition]!.push(event);
   }
   let longest: Gap | undefined;
   const consider = (partition: number, from: number, to: number) => {
-    if (to <= window.from || from >= window.to) return;
+    if (to <= from || to <= window.from || from >= window.to) return;
     if (longest === undefined || to - from > longest.ms) longest = { ms: to - from, partition, from, to };
   };
   for (let partition = 0; partition < partitions; partition += 1) {
-    const list = times[partition]!.sort((a, b) => a - b);
-    if (list.length === 0) {
-      consider(partition, window.from, window.to);
-      continue;
+    // Predictions handed over in one fetch share a stamp: the earliest sent of them opens the wait.
+    const events = predicted[partition]!.sort((a, b) => first[a]! - first[b]! || sentAt[a]! - sentAt[b]!);
+    let previous = Number.NEGATIVE_INFINITY;
+    for (const event of events) {
+      consider(partition, Math.max(previous, sentAt[event]!), first[event]!);
+      previous = first[event]!;
     }
-    if (list[0]! > window.from) consider(partition, window.from, list[0]!);
-    for (let i = 1; i < list.length; i += 1) consider(partition, list[i - 1]!, list[i]!);
-    if (list[list.length - 1]! < window.to) consider(partition, list[list.length - 1]!, window.to);
+    if (waitingSince[partition]! < Number.POSITIVE_INFINITY)
+      consider(partition, Math.max(previous, waitingSince[partition]!), window.to);
   }
   return longest;
 }
@@ -109,18 +115,24 @@ export interface LatencyWindow {
 }
 
 /**
- * End-to-end latency (first prediction's arrival - event_time) of the events whose event_time is
- * in the window. Percentiles are nearest-rank; NaN when no event of the window was predicted.
+ * Latency of the events due in the window (`due`, their event_time): first prediction's arrival -
+ * `from` (event_time for end-to-end latency; the send, to leave out a load generator's lag).
+ * Percentiles are nearest-rank; NaN when no event of the window was predicted.
  */
-export function latencyIn(first: Float64Array, eventTime: ArrayLike<number>, window: Window): LatencyWindow {
+export function latencyIn(
+  first: Float64Array,
+  from: ArrayLike<number>,
+  due: ArrayLike<number>,
+  window: Window,
+): LatencyWindow {
   const latencies: number[] = [];
   let missing = 0;
   for (let event = 0; event < first.length; event += 1) {
-    const due = eventTime[event]!;
-    if (due < window.from || due >= window.to) continue;
-    const at = first[event]!;
-    if (Number.isNaN(at)) missing += 1;
-    else latencies.push(at - due);
+    const at = due[event]!;
+    if (at < window.from || at >= window.to) continue;
+    const arrived = first[event]!;
+    if (Number.isNaN(arrived)) missing += 1;
+    else latencies.push(arrived - from[event]!);
   }
   latencies.sort((a, b) => a - b);
   return {

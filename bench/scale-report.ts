@@ -44,6 +44,7 @@ export interface WindowSummary {
   replicas: string;
   longest_gap_ms: Spread;
   p99_ms: Spread;
+  p99_from_send_ms: Spread;
   max_ms: Spread;
   repeats: Spread;
 }
@@ -78,6 +79,7 @@ function windowSummary(windows: readonly WindowResult[], replicas: string): Wind
     replicas,
     longest_gap_ms: spread(windows.map((w) => n(w.longest_gap_ms))),
     p99_ms: spread(windows.map((w) => w.p99_ms)),
+    p99_from_send_ms: spread(windows.map((w) => w.p99_from_send_ms)),
     max_ms: spread(windows.map((w) => w.max_ms)),
     repeats: spread(windows.map((w) => w.repeats)),
   };
@@ -147,7 +149,7 @@ export function formatScale(result: ScaleResult): string {
   const rows: string[][] = [];
   for (const summary of result.scenarios) {
     if (summary.steady === null) {
-      rows.push([summary.scenario, 'every run failed', '', '', '', '', '', '', '', '']);
+      rows.push([summary.scenario, 'every run failed', '', '', '', '', '', '', '', '', '']);
       continue;
     }
     const s = summary.steady;
@@ -159,6 +161,7 @@ export function formatScale(result: ScaleResult): string {
       '',
       cell(s.p99_ms),
       '',
+      cell(s.p99_from_send_ms),
       cell(s.max_ms),
       cell(s.repeats),
       '',
@@ -172,6 +175,7 @@ export function formatScale(result: ScaleResult): string {
         cell(e.gap_vs_steady, 'x', 2),
         cell(e.p99_ms),
         cell(e.p99_vs_steady, 'x', 2),
+        cell(e.p99_from_send_ms),
         cell(e.max_ms),
         cell(e.repeats),
         `${cell(e.replica_done_ms)} / ${cell(e.last_join_ms)}`,
@@ -188,6 +192,7 @@ export function formatScale(result: ScaleResult): string {
         'gap vs steady',
         'p99 ms',
         'p99 vs steady',
+        'p99 from send ms',
         'max ms',
         'repeats',
         'replica joined or exited / last join, ms after',

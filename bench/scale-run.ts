@@ -73,7 +73,7 @@ export const AFTER_JOIN_MS = 5_000;
 export interface WindowResult {
   /** Replicas in the group at the window's start. */
   replicas: number;
-  /** Longest time any requests partition went without a new prediction (see longestGap). */
+  /** Longest time any requests partition had a request waiting and no new prediction (see longestGap). */
   longest_gap_ms: number | null;
   gap_partition: number | null;
   /** When that gap began, ms after the event (negative: before it). */
@@ -84,6 +84,8 @@ export interface WindowResult {
   p50_ms: number;
   p99_ms: number;
   max_ms: number;
+  /** p99 from each event's send rather than its event_time: the load generator's lag left out. */
+  p99_from_send_ms: number;
   /** Repeated predictions that arrived in the window. */
   repeats: number;
 }
@@ -251,7 +253,7 @@ export async function runScenario(
     const counted = tally(deliveries, load.sent);
     const eventTime = Float64Array.from({ length: load.sent }, (_, i) => dueAt(schedule.startsAt, rate, i));
     const measure = (window: Window, replicasThen: number, anchor: number): WindowResult =>
-      windowResult(counted, partitionOf, eventTime, window, replicasThen, anchor);
+      windowResult(counted, partitionOf, eventTime, load.sentAt, window, replicasThen, anchor);
     const steadyAt = planned[0]! - phaseMs;
     const joins = replicas.flatMap((child) => joinLines(child, topics.requests)).map((join) => join.time);
     let count = scenario.initial;
@@ -310,12 +312,14 @@ function windowResult(
   counted: Tally,
   partitionOf: Uint8Array,
   eventTime: Float64Array,
+  sentAt: Float64Array,
   window: Window,
   replicas: number,
   anchor: number,
 ): WindowResult {
-  const gap = longestGap(counted.first, partitionOf, PARTITIONS, window);
-  const latency = latencyIn(counted.first, eventTime, window);
+  const gap = longestGap(counted.first, sentAt, partitionOf, PARTITIONS, window);
+  const latency = latencyIn(counted.first, eventTime, eventTime, window);
+  const fromSend = latencyIn(counted.first, sentAt, eventTime, window);
   return {
     replicas,
     longest_gap_ms: gap === undefined ? null : Math.round(gap.ms),
@@ -326,6 +330,7 @@ function windowResult(
     p50_ms: latency.p50_ms,
     p99_ms: latency.p99_ms,
     max_ms: latency.max_ms,
+    p99_from_send_ms: fromSend.p99_ms,
     repeats: repeatsIn(counted.repeats, window),
   };
 }

@@ -62,9 +62,9 @@ const METHOD: Record<string, string> = {
   windows:
     "steady: phase_s before the first event's window; each event: from lead_ms before it, phase_s long, an add's until at least after_join_ms after the new replica's first join; the next event waits for the window's end, so windows do not overlap",
   longest_partition_gap:
-    "per requests partition (the event's key hashed as Java's partitioner), the longest time between consecutive first predictions of its events at the arrival consumer, over the gaps that overlap the window; a repeat does not end a gap",
+    "per requests partition (the event's key hashed as Java's partitioner), the longest time it had a request waiting (sent, not yet predicted) and no new prediction arrived at the consumer of the predictions topic, over the gaps that overlap the window: before each first prediction, from the later of the previous first prediction and that event's send; a repeat does not end a gap, a sender behind its schedule does not open one",
   latency:
-    "arrival of an event's first prediction at a consumer of the predictions topic (read_committed, its own thread) - event_time, over the events due in the window; nearest-rank p99 and max",
+    "arrival of an event's first prediction at a consumer of the predictions topic (read_committed, its own thread) - event_time, over the events due in the window; nearest-rank p99 and max. 'from send': the same from the moment its send was issued, without the load generator's lag",
   repeats: 'predictions of a request id after its first, counted in the window where they arrived',
   replica_done:
     "add: the new replica's first `joined consumer group` log line; SIGTERM: the process's exit; ms after the event. last join: the last `joined consumer group` line of any replica in the window",

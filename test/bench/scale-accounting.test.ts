@@ -29,55 +29,81 @@ describe('scale accounting (bench:scale)', () => {
     assert.throws(() => tally([{ event: 4, at: 1 }], 4), RangeError);
   });
 
-  it('finds the longest stretch of a partition without a new prediction around a window', () => {
-    // Partition 0: steady every 100 ms. Partition 1: a 900 ms hole from 1,100 to 2,000.
+  it('finds the longest stretch of a partition with a request waiting and no new prediction', () => {
+    // Partition 0: a prediction every 100 ms. Partition 1: event 5, sent at 1,150, waits until 2,000.
+    const sentAt = [950, 1_050, 1_150, 1_250, 1_050, 1_150, 2_050];
     const first = Float64Array.from([1_000, 1_100, 1_200, 1_300, 1_100, 2_000, 2_100]);
     const partitionOf = [0, 0, 0, 0, 1, 1, 1];
-    assert.deepEqual(longestGap(first, partitionOf, 2, { from: 1_500, to: 1_600 }), {
-      ms: 900,
+    assert.deepEqual(longestGap(first, sentAt, partitionOf, 2, { from: 1_500, to: 1_600 }), {
+      ms: 850,
       partition: 1,
-      from: 1_100,
+      from: 1_150,
       to: 2_000,
     });
-    // A window after the hole sees only the partitions' ordinary spacing, and partition 0's silence
-    // after its last prediction up to the window's end.
-    assert.deepEqual(longestGap(first, partitionOf, 2, { from: 2_050, to: 2_500 }), {
-      ms: 1_200,
-      partition: 0,
-      from: 1_300,
-      to: 2_500,
+    // After its last prediction partition 0 has nothing waiting: no gap, however long the silence.
+    assert.deepEqual(longestGap(first, sentAt, partitionOf, 2, { from: 2_050, to: 2_500 }), {
+      ms: 50,
+      partition: 1,
+      from: 2_050,
+      to: 2_100,
     });
   });
 
-  it('does not let a repeat end a gap, and counts a partition never predicted as one gap', () => {
+  it('opens no gap while the load generator falls behind', () => {
+    // Nothing was sent between 0 and 3,000: the partition had nothing to predict.
+    const gap = longestGap(Float64Array.from([10, 3_010]), [0, 3_000], [0, 0], 1, { from: 0, to: 4_000 });
+    assert.deepEqual(gap, { ms: 10, partition: 0, from: 0, to: 10 });
+  });
+
+  it('does not let a repeat end a gap, and lets a request never predicted wait to the window end', () => {
     const counted = tally(
       [
         { event: 0, at: 0 },
         { event: 1, at: 50 },
-        { event: 0, at: 500 }, // a repeat in the middle of partition 0's hole
+        { event: 0, at: 500 }, // a repeat in the middle of partition 0's wait
         { event: 2, at: 1_000 },
       ],
       4,
     );
+    const sentAt = [0, 40, 45, 700];
     const partitionOf = [0, 0, 0, 1];
-    const gap = longestGap(counted.first, partitionOf, 2, { from: 0, to: 800 });
-    assert.deepEqual(gap, { ms: 950, partition: 0, from: 50, to: 1_000 });
-    // Partition 1 (event 3) was never predicted: the whole window is its gap, longer than 950 here.
-    assert.deepEqual(longestGap(counted.first, partitionOf, 2, { from: 0, to: 2_000 }), {
-      ms: 2_000,
+    assert.deepEqual(longestGap(counted.first, sentAt, partitionOf, 2, { from: 0, to: 800 }), {
+      ms: 950,
+      partition: 0,
+      from: 50,
+      to: 1_000,
+    });
+    // Event 3 (partition 1), sent at 700, was never predicted: it waits until the window's end.
+    assert.deepEqual(longestGap(counted.first, sentAt, partitionOf, 2, { from: 0, to: 2_000 }), {
+      ms: 1_300,
       partition: 1,
-      from: 0,
+      from: 700,
       to: 2_000,
     });
-    assert.equal(longestGap(new Float64Array([Number.NaN]), [0], 1, { from: 0, to: 0 }), undefined);
+    assert.equal(longestGap(new Float64Array([Number.NaN]), [0], [0], 1, { from: 0, to: 0 }), undefined);
   });
 
-  it('takes latency from event_time to the first prediction, for the events due in the window', () => {
-    const eventTime = [0, 10, 20, 30, 40];
+  it('takes latency to the first prediction, for the events due in the window', () => {
+    const due = [0, 10, 20, 30, 40];
+    const sentAt = [0, 30, 21, 30, 40];
     const first = Float64Array.from([5, 60, 25, Number.NaN, 1_000]);
-    const window = latencyIn(first, eventTime, { from: 10, to: 40 });
-    assert.deepEqual(window, { events: 2, missing: 1, p50_ms: 5, p99_ms: 50, max_ms: 50 });
-    const none = latencyIn(first, eventTime, { from: 100, to: 200 });
+    const window = { from: 10, to: 40 };
+    assert.deepEqual(latencyIn(first, due, due, window), {
+      events: 2,
+      missing: 1,
+      p50_ms: 5,
+      p99_ms: 50,
+      max_ms: 50,
+    });
+    // From the send: the same events, without the sender's lag.
+    assert.deepEqual(latencyIn(first, sentAt, due, window), {
+      events: 2,
+      missing: 1,
+      p50_ms: 4,
+      p99_ms: 30,
+      max_ms: 30,
+    });
+    const none = latencyIn(first, due, due, { from: 100, to: 200 });
     assert.equal(none.events, 0);
     assert.ok(Number.isNaN(none.p99_ms) && Number.isNaN(none.max_ms));
   });
