@@ -53,10 +53,11 @@ export interface TestTopics {
   group: string;
 }
 
-/** Fresh topics and group for one test; remove() deletes the topics. */
+/** Fresh topics and group for one test (on `client`'s cluster); remove() deletes the topics. */
 export async function createTopics(
   prefix: string,
   partitions = 3,
+  client: Kafka = kafka,
 ): Promise<TestTopics & { remove(): Promise<void> }> {
   const base = uniqueName(prefix);
   const topics = {
@@ -66,7 +67,7 @@ export async function createTopics(
     shadow: `${base}.shadow`,
     group: `${base}-serve`,
   };
-  const admin = await connectAdmin();
+  const admin = await connectAdmin(client);
   try {
     await admin.createTopics({
       waitForLeaders: true,
@@ -81,7 +82,7 @@ export async function createTopics(
   return {
     ...topics,
     remove: async () => {
-      const cleanup = await connectAdmin();
+      const cleanup = await connectAdmin(client);
       try {
         await cleanup.deleteTopics({
           topics: [topics.requests, topics.predictions, topics.dlq, topics.shadow],
@@ -94,8 +95,8 @@ export async function createTopics(
   };
 }
 
-async function connectAdmin(): Promise<Admin> {
-  const admin = kafka.admin();
+async function connectAdmin(client: Kafka): Promise<Admin> {
+  const admin = client.admin();
   await admin.connect();
   return admin;
 }
@@ -124,13 +125,19 @@ export interface RawRecord {
 
 /**
  * Reads a topic from the start with a throw-away group until `count` records arrived and then
- * `settleMs` passed with nothing new (so extras would be seen), or until `timeoutMs`.
+ * `settleMs` passed with nothing new (so extras would be seen), or until `timeoutMs`. Only
+ * committed records are read: what a transactional writer aborted, or has not committed yet, is not
+ * output.
  */
 export async function collect(
   topic: string,
   options: { count: number; timeoutMs: number; settleMs?: number },
 ): Promise<RawRecord[]> {
-  const consumer = kafka.consumer({ groupId: uniqueName('collect'), maxWaitTimeInMs: 200 });
+  const consumer = kafka.consumer({
+    groupId: uniqueName('collect'),
+    maxWaitTimeInMs: 200,
+    readUncommitted: false,
+  });
   const records: RawRecord[] = [];
   await consumer.connect();
   try {

@@ -13,6 +13,8 @@
  * The integration tests run once per supported Kafka client (STREAMSCORE_KAFKA_CLIENT, which every
  * process they start takes): the unit tests and the first client's run go together, then the
  * integration tests again for each other client. STREAMSCORE_TEST_CLIENTS=a,b picks clients.
+ * STREAMSCORE_TEST_DELIVERY=a,b picks the delivery modes integration/delivery.test.ts checks
+ * (at-least-once, exactly-once; both by default, exactly-once with the platformatic client only).
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';

@@ -463,8 +463,13 @@ start_kafka() {
   if [[ ! -f "${KAFKA_DATA}/meta.properties" ]]; then
     rm -rf "$KAFKA_DATA"
     local cluster_id
-    # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding. One that starts
+    # with "-" (1 in 64) would be read as an option by the format command: Kafka's own
+    # Uuid.randomUuid() draws again in that case, and so does this.
+    cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     local scram=() mechanism
     if secure; then
       for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do

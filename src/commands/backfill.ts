@@ -21,8 +21,9 @@ import { assertProviderAvailable } from '../inference/runner.js';
 import { connectAdmin, createKafka } from '../kafka/client.js';
 import { groupConsumers } from '../kafka/group-consumers.js';
 import { readToEnd } from '../kafka/read-to-end.js';
+import { StableOffsetReader } from '../kafka/stable-offsets.js';
 import type { PartitionRange } from '../kafka/offsets.js';
-import { openProducer } from '../kafka/producer-thread.js';
+import { openProducer, openTransactionalProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
 import { ServePipeline } from '../pipeline/serve.js';
@@ -96,6 +97,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
     events: modelEvents(config.model, logger, metrics, () => undefined),
   });
   let admin: Admin | undefined;
+  let stable: StableOffsetReader | undefined;
   let telemetry: Awaited<ReturnType<typeof metricsServer>> | undefined;
   try {
     const loaded = await live.apply({ primary: version, shadows: [] }).catch((error: unknown) => {
@@ -105,7 +107,9 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
     const threshold = loaded.primary.metadata.threshold ?? 0.5;
     admin = await connectAdmin(createKafka(config, logger), config);
     const planned = await planRange(admin, options.topic, spec);
-    const readCommitted = committedReader(admin, groupId, options.topic);
+    // Exactly-once: progress is read once no transaction commits it (a run killed mid-commit).
+    if (config.delivery === 'exactly-once') stable = new StableOffsetReader(config);
+    const readCommitted = committedReader(admin, groupId, options.topic, stable);
     const committedAtStart = await readCommitted();
     const before = totals(jobState(job, planned, committedAtStart));
     logger.info(
@@ -160,6 +164,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
         logger,
         metrics,
         producer: openProducer(connected.kafka, config),
+        transactional: openTransactionalProducer(config),
         replay: bounds,
       });
       const probes = server.probes;
@@ -243,6 +248,7 @@ export async function backfill(config: Config, options: BackfillOptions): Promis
   } finally {
     shutdown.dispose();
     await admin?.disconnect().catch(() => undefined);
+    await stable?.close().catch(() => undefined);
     await telemetry?.close();
     await live.close();
     logger.flush();
@@ -292,11 +298,13 @@ function committedReader(
   admin: Admin,
   groupId: string,
   topic: string,
+  stable: StableOffsetReader | undefined,
 ): () => Promise<ReadonlyMap<number, CommittedOffset>> {
   return async () => {
     const backoff = new Backoff();
     for (let attempt = 1; ; attempt += 1) {
       try {
+        if (stable !== undefined) return await stable.read(groupId, topic);
         const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
         const result = new Map<number, CommittedOffset>();
         for (const p of entry?.partitions ?? []) {

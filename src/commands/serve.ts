@@ -3,7 +3,7 @@ import { StreamscoreError } from '../errors.js';
 import { assertProviderAvailable } from '../inference/runner.js';
 import { createKafka } from '../kafka/client.js';
 import { groupConsumers } from '../kafka/group-consumers.js';
-import { openProducer } from '../kafka/producer-thread.js';
+import { openProducer, openTransactionalProducer } from '../kafka/producer-thread.js';
 import { LiveModels, ModelUnavailableError, type Routing } from '../models/live.js';
 import { ModelRepository } from '../models/repository.js';
 import { readRouting } from '../models/routing.js';
@@ -97,6 +97,7 @@ export async function serve(config: Config): Promise<number> {
       logger,
       metrics,
       producer: openProducer(connected.kafka, config),
+      transactional: openTransactionalProducer(config),
     });
     pipeline = active;
     shutdown.onRequest(() => void active.stop());

@@ -63,6 +63,10 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 
   readSecretFiles(config, raw, problems);
   checkSecurity(config, problems);
+  if (config.delivery === 'exactly-once' && config.kafkaClient !== 'platformatic')
+    problems.push(
+      'STREAMSCORE_DELIVERY: exactly-once needs STREAMSCORE_KAFKA_CLIENT=platformatic (kafkajs has no group-fenced transactional offset commits)',
+    );
   if (config.routingSource === 'file' && config.routingFile === '')
     problems.push('STREAMSCORE_ROUTING_SOURCE: file needs STREAMSCORE_ROUTING_FILE');
   if (problems.length > 0) {

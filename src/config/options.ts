@@ -434,6 +434,23 @@ export const OPTIONS = {
     description:
       "Kafka client for serve's and backfill's consumer and producer: kafkajs or @platformatic/kafka (docs/operations.md).",
   },
+  delivery: {
+    kind: 'string',
+    env: 'STREAMSCORE_DELIVERY',
+    default: 'at-least-once',
+    choices: ['at-least-once', 'exactly-once'],
+    description:
+      "serve's and backfill's delivery: at-least-once, or exactly-once (outputs and offsets in one Kafka transaction; needs the platformatic client; docs/delivery.md).",
+  },
+  transactionTimeoutMs: {
+    kind: 'integer',
+    env: 'STREAMSCORE_TRANSACTION_TIMEOUT_MS',
+    default: 10_000,
+    min: 1_000,
+    max: 900_000,
+    description:
+      'Exactly-once: how long the broker lets a transaction stay open before aborting it (bounds how long a killed replica holds up read_committed readers).',
+  },
   producerThread: {
     kind: 'boolean',
     env: 'STREAMSCORE_PRODUCER_THREAD',

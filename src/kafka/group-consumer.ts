@@ -21,6 +21,21 @@ export interface GroupConsumer {
   trouble(): string | undefined;
   /** Leaves the group and closes the connections. */
   disconnect(): Promise<void>;
+  /**
+   * The group membership a transaction's offsets are committed under (KIP-447: the coordinator
+   * refuses them once the group moved on); undefined while not a member. Only consumers that
+   * support exactly-once delivery have it.
+   */
+  group?(): GroupMembership | undefined;
+}
+
+/** A member's place in its group: what a transactional offset commit carries. */
+export interface GroupMembership {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  /** The broker coordinating the group. */
+  coordinatorId: number;
 }
 
 export interface GroupConsumerSettings {
@@ -29,6 +44,12 @@ export interface GroupConsumerSettings {
   sessionTimeoutMs: number;
   /** Where a partition without a committed offset is read from: its first record, or its end. */
   fromBeginning: boolean;
+  /**
+   * Exactly-once delivery: every join starts every partition again from the group's committed
+   * offset, read once no transaction is still committing to it (what was in flight under the last
+   * generation is dropped, and its outputs are never committed).
+   */
+  exactlyOnce?: boolean;
 }
 
 export interface CommitOffset {

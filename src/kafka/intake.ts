@@ -4,15 +4,27 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
 import { Committer } from './committer.js';
-import type { FetchedBatch, GroupConsumer } from './group-consumer.js';
+import type { FetchedBatch, GroupConsumer, GroupMembership } from './group-consumer.js';
 import {
   OffsetLedger,
   type Assignment,
+  type Committable,
   type OffsetEntry,
   type PartitionLease,
   type PartitionRange,
 } from './offsets.js';
 import type { ConsumedRecord } from './records.js';
+import type { TransactionSource } from './transactional-publisher.js';
+
+/** Who commits the ledger's offsets: the Committer, or (exactly-once) the transactional publisher. */
+export interface CommitScheduler {
+  /** Asks for a commit of what is finished, soon. */
+  schedule(): void;
+  /** Stops committing, without a last commit. */
+  abandon(): void;
+  /** Commits what is finished now and waits for it; later schedule() calls are ignored. */
+  close(): Promise<void>;
+}
 
 export interface IntakeSettings {
   topic: string;
@@ -105,7 +117,9 @@ export class KafkaIntake {
   readonly #log: Logger;
   readonly #metrics: ServeMetrics;
   readonly #ledger = new OffsetLedger();
-  readonly #committer: Committer;
+  readonly #committer: CommitScheduler;
+  /** Exactly-once: every join revokes every lease, so nothing taken in before it is committed after it. */
+  readonly #revokeOnJoin: boolean;
   readonly #handlers = new Set<Promise<void>>();
   readonly #bounds: ReplayBounds | undefined;
   /** Bounded leases already reported finished. */
@@ -124,6 +138,11 @@ export class KafkaIntake {
     metrics: ServeMetrics;
     /** A bounded replay instead of following the topic (see ReplayBounds). */
     bounds?: ReplayBounds;
+    /**
+     * Exactly-once: offsets are committed in the transactions that carry the outputs (see
+     * transactionSource()); this schedules them instead of the consumer's own commits.
+     */
+    transactions?: CommitScheduler;
   }) {
     const { settings } = options;
     this.#settings = settings;
@@ -134,24 +153,27 @@ export class KafkaIntake {
     this.#log = options.logger;
     this.#metrics = options.metrics;
     this.#consumer = options.consumer;
-    this.#committer = new Committer({
-      ledger: this.#ledger,
-      commit: async (offsets) => {
-        const bounds = this.#bounds;
-        await this.#consumer.commit(
-          bounds === undefined
-            ? offsets
-            : offsets.map((offset) => ({ ...offset, metadata: bounds.metadata(offset.partition) })),
-        );
-        this.#events.contact();
-      },
-      intervalMs: settings.commitIntervalMs,
-      logger: this.#log,
-      onResult: (ok) => {
-        this.#metrics.commits.inc({ result: ok ? 'ok' : 'failed' });
-        if (ok) this.#reportFinished();
-      },
-    });
+    this.#revokeOnJoin = options.transactions !== undefined;
+    this.#committer =
+      options.transactions ??
+      new Committer({
+        ledger: this.#ledger,
+        commit: async (offsets) => {
+          const bounds = this.#bounds;
+          await this.#consumer.commit(
+            bounds === undefined
+              ? offsets
+              : offsets.map((offset) => ({ ...offset, metadata: bounds.metadata(offset.partition) })),
+          );
+          this.#events.contact();
+        },
+        intervalMs: settings.commitIntervalMs,
+        logger: this.#log,
+        onResult: (ok) => {
+          this.#metrics.commits.inc({ result: ok ? 'ok' : 'failed' });
+          if (ok) this.#reportFinished();
+        },
+      });
   }
 
   /** The group was joined and the replica has not started stopping. */
@@ -162,7 +184,7 @@ export class KafkaIntake {
   async start(): Promise<void> {
     await this.#consumer.start({
       joined: (memberId, assignment) => {
-        const keep = this.#memberId !== undefined && this.#memberId === memberId;
+        const keep = !this.#revokeOnJoin && this.#memberId !== undefined && this.#memberId === memberId;
         this.#memberId = memberId;
         const revoked = this.#ledger.assign(assignment, keep);
         this.#joined = true;
@@ -173,6 +195,8 @@ export class KafkaIntake {
           this.#bounds.assigned(partitions);
           this.#position(partitions);
         }
+        // Work held back for want of a membership (exactly-once) can go now.
+        if (this.#revokeOnJoin) this.#committer.schedule();
       },
       skipped: (topic, partition, lastOffset) => {
         // A fetch of only transaction markers or aborted records: when it passes a range's end,
@@ -265,6 +289,29 @@ export class KafkaIntake {
       this.#reported.add(lease);
       this.#bounds.finished(lease.partition);
     }
+  }
+
+  /**
+   * Exactly-once: the ledger's offsets, for the transactions that commit them with the outputs
+   * they complete, under the group membership of the last join.
+   */
+  transactionSource(): TransactionSource {
+    return {
+      pending: () => {
+        const bounds = this.#bounds;
+        const commits = this.#ledger.committable();
+        return bounds === undefined
+          ? commits
+          : commits.map((commit) => ({ ...commit, metadata: bounds.metadata(commit.partition) }));
+      },
+      committed: (commits: readonly Committable[]) => {
+        this.#ledger.markCommitted(commits);
+        if (commits.length > 0) this.#metrics.commits.inc({ result: 'ok' });
+        this.#events.contact();
+        this.#reportFinished();
+      },
+      membership: (): GroupMembership | undefined => (this.#joined ? this.#consumer.group?.() : undefined),
+    };
   }
 
   /** Asks for a commit of what is finished, soon (at most one per commit interval). */

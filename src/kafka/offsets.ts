@@ -1,7 +1,13 @@
 /** One consumed record whose outcome (published or dead-lettered) is still awaited. */
 export interface OffsetEntry {
   readonly offset: string;
+  /**
+   * Its outcome is decided: at-least-once, once the output was acknowledged; exactly-once, once
+   * the output was handed to the transactional publisher (which commits output and offset together).
+   */
   done: boolean;
+  /** The ownership it was taken in under: once revoked, its output must not be committed. */
+  readonly lease: PartitionLease;
 }
 
 /** A bounded replay's offsets of one partition: from `start` (where reading begins) to `end`, exclusive. */
@@ -77,7 +83,7 @@ export class PartitionLease {
 
   /** Tracks the next record; offsets come in increasing order within a lease. */
   track(offset: string): OffsetEntry {
-    const entry: OffsetEntry = { offset, done: false };
+    const entry: OffsetEntry = { offset, done: false, lease: this };
     this.#entries.push(entry);
     this.#lastTaken = offset;
     return entry;
@@ -111,6 +117,11 @@ export class PartitionLease {
 
   markCommitted(offset: string): void {
     this.#lastCommitted = offset;
+  }
+
+  /** The offset last committed under this lease (or found committed when it was bounded). */
+  get committedOffset(): string | undefined {
+    return this.#lastCommitted;
   }
 
   get inFlight(): number {

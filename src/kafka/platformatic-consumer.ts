@@ -1,11 +1,6 @@
-import {
-  Consumer,
-  FetchIsolationLevels,
-  ListOffsetTimestamps,
-  kGetApi,
-  kGetConnection,
-} from '@platformatic/kafka';
+import { Consumer, FetchIsolationLevels, ListOffsetTimestamps } from '@platformatic/kafka';
 import { describeError } from '../errors.js';
+import { hasErrorId } from './error-ids.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { KafkaSettings } from './client.js';
 import {
@@ -15,8 +10,11 @@ import {
   type GroupConsumer,
   type GroupConsumerHandlers,
   type GroupConsumerSettings,
+  type GroupMembership,
 } from './group-consumer.js';
 import { platformaticOptions } from './platformatic-options.js';
+import { commitOn, commitTopics } from './platformatic-requests.js';
+import { StableOffsetReader } from './stable-offsets.js';
 import type { ConsumedRecord, RecordHeaders } from './records.js';
 
 /** Per partition and per fetch; as kafkajs's consumer in serve (see kafkajs-consumer.ts). */
@@ -43,7 +41,9 @@ type FetchResponse = Awaited<ReturnType<PlatformaticConsumer['fetch']>>;
  *
  * Positions: a partition's next fetch offset is taken from the group's committed offset when it
  * is assigned (or the partition's start or end, by `fromBeginning`), moves past what intake
- * resolves after each batch, and is kept across rebalances for partitions that stay here.
+ * resolves after each batch, and is kept across rebalances for partitions that stay here; in
+ * exactly-once mode every join looks every position up again, from offsets no transaction is
+ * still committing to (OffsetFetch with require_stable).
  */
 export class PlatformaticGroupConsumer implements GroupConsumer {
   readonly #settings: GroupConsumerSettings;
@@ -64,9 +64,15 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   #refreshMetadata = false;
   #rejoining: Promise<void> | undefined;
   #trouble: string | undefined;
+  /** The generation and member id of the last join; cleared when the membership is in doubt. */
+  #membership: { generationId: number; memberId: string } | undefined;
+  readonly #kafkaSettings: KafkaSettings;
+  /** Exactly-once: reads committed offsets no transaction is still committing to. */
+  #stable: StableOffsetReader | undefined;
 
   constructor(settings: KafkaSettings, group: GroupConsumerSettings, logger: Logger) {
     this.#settings = group;
+    this.#kafkaSettings = settings;
     this.#log = logger;
     this.#consumer = new Consumer({
       ...platformaticOptions(settings, { patient: true }),
@@ -95,6 +101,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     // A rejoin that failed leaves the member out of the group: join again until it works.
     consumer.on('error', (error: unknown) => {
       if (this.#stopping) return;
+      this.#membership = undefined;
       this.#trouble = describeError(error);
       handlers.crashed(error, true);
       this.#rejoin();
@@ -107,6 +114,13 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
 
   trouble(): string | undefined {
     return this.#trouble;
+  }
+
+  group(): GroupMembership | undefined {
+    const membership = this.#membership;
+    const coordinatorId = this.#consumer.coordinatorId;
+    if (membership === undefined || coordinatorId === null || coordinatorId === undefined) return undefined;
+    return { groupId: this.#consumer.groupId, coordinatorId, ...membership };
   }
 
   pause(partitions?: readonly number[]): void {
@@ -131,48 +145,18 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   async commit(offsets: readonly CommitOffset[]): Promise<void> {
     if (offsets.length === 0) return;
     const consumer = this.#consumer;
-    const byTopic = new Map<string, { name: string; partitions: CommitPartition[] }>();
-    for (const { topic, partition, offset, metadata } of offsets) {
-      let entry = byTopic.get(topic);
-      if (entry === undefined) byTopic.set(topic, (entry = { name: topic, partitions: [] }));
-      entry.partitions.push({
-        partitionIndex: partition,
-        committedOffset: BigInt(offset),
-        committedLeaderEpoch: -1,
-        committedMetadata: metadata ?? null,
-      });
-    }
     const coordinator = await consumer.findGroupCoordinator();
-    const metadata = await consumer.metadata({ topics: [this.#settings.topic] });
-    const broker = metadata.brokers.get(coordinator);
-    if (broker === undefined) throw new Error(`group coordinator ${coordinator} is not in the metadata`);
-    const internals = consumer as unknown as ConsumerInternals;
-    const connection = await new Promise<unknown>((resolve, reject) =>
-      internals[kGetConnection](broker, (error, result) => (error ? reject(error) : resolve(result))),
-    );
-    const api = await new Promise<OffsetCommitApi>((resolve, reject) =>
-      internals[kGetApi]('OffsetCommit', (error, result) => (error ? reject(error) : resolve(result))),
-    );
-    const response = await new Promise<OffsetCommitResponse>((resolve, reject) =>
+    await commitOn(consumer, coordinator, 'OffsetCommit', (api, connection, done) =>
       api(
         connection,
         consumer.groupId,
         consumer.generationId,
         consumer.memberId ?? '',
         null,
-        [...byTopic.values()],
-        (error, result) => (error ? reject(error) : resolve(result)),
+        commitTopics(offsets),
+        done,
       ),
     );
-    for (const topic of response.topics) {
-      for (const partition of topic.partitions) {
-        if (partition.errorCode !== 0) {
-          throw new Error(
-            `offset commit of ${topic.name}[${partition.partitionIndex}] refused (error code ${partition.errorCode})`,
-          );
-        }
-      }
-    }
     this.#handlers?.contact();
   }
 
@@ -181,16 +165,25 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     this.#wake?.();
     await new Promise<void>((resolve) => this.#consumer.leaveGroup(false, () => resolve()));
     await this.#consumer.close(true);
+    await this.#stable?.close().catch(() => undefined);
     await this.#loop;
   }
 
   #assign(memberId: string, partitions: readonly number[]): void {
     const next = new Set(partitions);
+    this.#membership = { generationId: this.#consumer.generationId, memberId };
     for (const partition of this.#assigned) {
-      if (next.has(partition)) continue;
+      if (next.has(partition) && this.#settings.exactlyOnce !== true) continue;
       this.#positions.delete(partition);
       this.#paused.delete(partition);
       this.#bump(partition);
+    }
+    if (this.#settings.exactlyOnce === true) {
+      // Whatever was fetched under the last generation is dropped: every position is looked up again.
+      for (const partition of next) {
+        this.#positions.delete(partition);
+        this.#bump(partition);
+      }
     }
     this.#assigned = next;
     this.#log.debug({ memberId, partitions, generation: this.#consumer.generationId }, 'group joined');
@@ -364,8 +357,12 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     const missing = partitions.filter((partition) => !this.#positions.has(partition));
     if (missing.length === 0) return;
     const epochs = new Map(missing.map((partition) => [partition, this.#epoch(partition)]));
-    const committed = await this.#consumer.listCommittedOffsets({ topics: [{ topic, partitions: missing }] });
-    const offsets = committed.get(topic) ?? [];
+    const offsets =
+      this.#settings.exactlyOnce === true
+        ? await this.#stableCommittedOffsets(missing)
+        : ((await this.#consumer.listCommittedOffsets({ topics: [{ topic, partitions: missing }] })).get(
+            topic,
+          ) ?? []);
     const uncommitted = missing.filter((partition) => (offsets[partition] ?? -1n) < 0n);
     let reset: bigint[] = [];
     if (uncommitted.length > 0) {
@@ -389,12 +386,22 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     );
   }
 
+  /** The group's committed offsets of the partitions (-1 where none), once no transaction commits them. */
+  async #stableCommittedOffsets(partitions: readonly number[]): Promise<bigint[]> {
+    this.#stable ??= new StableOffsetReader(this.#kafkaSettings);
+    const committed = await this.#stable.read(this.#settings.groupId, this.#settings.topic);
+    return partitions.reduce<bigint[]>((offsets, partition) => {
+      offsets[partition] = committed.get(partition)?.offset ?? -1n;
+      return offsets;
+    }, []);
+  }
+
   /**
    * A partition whose position is no longer in the log (deleted by retention) is read again from
    * its start or its end, by `fromBeginning`, as Kafka's auto.offset.reset does.
    */
   async #recoverOutOfRange(error: unknown, requested: readonly FetchPartition[]): Promise<boolean> {
-    if (!hasApiId(error, 'OFFSET_OUT_OF_RANGE')) return false;
+    if (!hasErrorId(error, 'OFFSET_OUT_OF_RANGE')) return false;
     const topic = this.#settings.topic;
     const list = async (timestamp: bigint) =>
       (
@@ -445,46 +452,6 @@ interface FetchPartition {
   partitionMaxBytes: number;
   currentLeaderEpoch: number;
   lastFetchedEpoch: number;
-}
-
-interface CommitPartition {
-  partitionIndex: number;
-  committedOffset: bigint;
-  committedLeaderEpoch: number;
-  committedMetadata: string | null;
-}
-
-interface OffsetCommitResponse {
-  topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
-}
-
-type Callback<T> = (error: Error | null | undefined, result: T) => void;
-
-type OffsetCommitApi = (
-  connection: unknown,
-  groupId: string,
-  generationId: number,
-  memberId: string,
-  groupInstanceId: string | null,
-  topics: { name: string; partitions: CommitPartition[] }[],
-  callback: Callback<OffsetCommitResponse>,
-) => void;
-
-/** The library's exported hooks for a connection to a broker and a version-matched API call. */
-interface ConsumerInternals {
-  [kGetConnection](broker: unknown, callback: Callback<unknown>): void;
-  [kGetApi](name: 'OffsetCommit', callback: Callback<OffsetCommitApi>): void;
-}
-
-function hasApiId(error: unknown, apiId: string): boolean {
-  for (let depth = 0, queue: unknown[] = [error]; queue.length > 0 && depth < 50; depth += 1) {
-    const next = queue.shift() as { apiId?: unknown; errors?: unknown; cause?: unknown } | undefined;
-    if (next === undefined || next === null || typeof next !== 'object') continue;
-    if (next.apiId === apiId) return true;
-    if (Array.isArray(next.errors)) queue.push(...(next.errors as unknown[]));
-    if (next.cause !== undefined) queue.push(next.cause);
-  }
-  return false;
 }
 
 type RawRecord = NonNullable<

@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Kafka } from 'kafkajs';
 import { createProducer, kafkaSettings, type KafkaSettings } from './client.js';
-import { PlatformaticProducer } from './platformatic-producer.js';
+import { PlatformaticProducer, type TransactionalProducer } from './platformatic-producer.js';
 import { packTopicMessages } from './record-pack.js';
 import type { TopicRecords } from './records.js';
 
@@ -96,6 +98,21 @@ export function openProducer(
     });
   }
   return config.kafkaClient === 'platformatic' ? new PlatformaticProducer(config) : createProducer(kafka);
+}
+
+/**
+ * Exactly-once delivery's producer (STREAMSCORE_DELIVERY=exactly-once), or undefined. It is on
+ * this thread: a transaction interleaves produce requests with the group's offsets. Its
+ * transactional id is unique to the process: fencing of a paused or replaced replica comes from
+ * the group generation its offsets carry (KIP-447), not from reusing ids, and a killed replica's
+ * open transaction is aborted by the broker after STREAMSCORE_TRANSACTION_TIMEOUT_MS.
+ */
+export function openTransactionalProducer(
+  config: KafkaSettings & { delivery: string; groupId: string; transactionTimeoutMs: number },
+): TransactionalProducer | undefined {
+  if (config.delivery !== 'exactly-once') return undefined;
+  const transactionalId = `${config.groupId}-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return new PlatformaticProducer(config, { transactionalId, timeoutMs: config.transactionTimeoutMs });
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { OffsetEntry } from './offsets.js';
 import type { OutRecord, TopicRecords } from './records.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -49,6 +50,24 @@ export interface PublisherEvents {
   fatal(error: unknown): void;
 }
 
+/**
+ * Where serve's outputs go: OrderedPublisher (at-least-once) or TransactionalPublisher
+ * (exactly-once, transactional-publisher.ts).
+ */
+export interface Publisher {
+  /** Publishes waiting or in flight. */
+  readonly queued: number;
+  /**
+   * Sends the records; onAck runs once they are written (committed, for a transaction). `sources`
+   * are the consumed records they are the outputs of, one per record in order, where known.
+   */
+  publish(topicMessages: TopicRecords[], onAck: () => void, sources?: readonly OffsetEntry[]): void;
+  /** Resolves once everything published so far is done with. */
+  idle(): Promise<void>;
+  /** Abandons what is not written yet. */
+  stop(): void;
+}
+
 interface Send {
   topicMessages: TopicRecords[];
   /** Record bytes of the whole publish. */
@@ -70,7 +89,7 @@ interface Send {
  * it succeeds (a broker restart only delays output); each publish's onAck runs, in publish order,
  * after the broker acknowledged it, and before idle() resolves.
  */
-export class OrderedPublisher {
+export class OrderedPublisher implements Publisher {
   readonly #producer: BatchProducer;
   readonly #logger: Logger;
   readonly #events: PublisherEvents;

@@ -2,7 +2,7 @@ import type { PendingLimit } from '../batching/capacity.js';
 import { deadLetterMessage, type DeadLetterSource, type DeadLetterStage } from '../codec/dead-letter.js';
 import type { RejectReason } from '../codec/requests.js';
 import type { OffsetEntry } from '../kafka/offsets.js';
-import { recordBytes, type OrderedPublisher } from '../kafka/publisher.js';
+import { recordBytes, type Publisher } from '../kafka/publisher.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
 
 /** One record that cannot be scored, and why. */
@@ -22,7 +22,7 @@ export interface Rejected {
  * topic refuse a request.
  */
 export class DeadLetters {
-  readonly #publisher: OrderedPublisher;
+  readonly #publisher: Publisher;
   readonly #capacity: PendingLimit;
   readonly #topic: string;
   readonly #maxRecordBytes: number;
@@ -30,7 +30,7 @@ export class DeadLetters {
   readonly #acknowledged: () => void;
 
   constructor(options: {
-    publisher: OrderedPublisher;
+    publisher: Publisher;
     capacity: PendingLimit;
     topic: string;
     /** The largest record the dead-letter topic takes (its max.message.bytes, less batch framing). */
@@ -57,14 +57,18 @@ export class DeadLetters {
       if (letter.omitted) omitted += 1;
       return letter.message;
     });
-    this.#publisher.publish([{ topic: this.#topic, messages }], () => {
-      for (const { entry, reason } of rejected) {
-        entry.done = true;
-        this.#metrics.deadLetters.inc({ reason });
-      }
-      if (omitted > 0) this.#metrics.deadLetterValuesOmitted.inc(omitted);
-      this.#capacity.release(rejected.length);
-      this.#acknowledged();
-    });
+    this.#publisher.publish(
+      [{ topic: this.#topic, messages }],
+      () => {
+        for (const { entry, reason } of rejected) {
+          entry.done = true;
+          this.#metrics.deadLetters.inc({ reason });
+        }
+        if (omitted > 0) this.#metrics.deadLetterValuesOmitted.inc(omitted);
+        this.#capacity.release(rejected.length);
+        this.#acknowledged();
+      },
+      rejected.map(({ entry }) => entry),
+    );
   }
 }

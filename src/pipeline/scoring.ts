@@ -5,7 +5,7 @@ import type { Prediction, RecordEncoder } from '../codec/predictions.js';
 import { VersionFailingError, scoreIsolating } from '../inference/isolation.js';
 import type { ModelRunner } from '../inference/runner.js';
 import { incompleteRows, matrixOf } from '../inference/tensor.js';
-import { recordBytes, type OrderedPublisher } from '../kafka/publisher.js';
+import { recordBytes, type Publisher } from '../kafka/publisher.js';
 import { keyPosition } from '../models/key-position.js';
 import type { LiveModels } from '../models/live.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -60,7 +60,7 @@ interface Breaker {
 export class ScoringStage {
   readonly #batcher: MicroBatcher<Pending>;
   readonly #live: LiveModels;
-  readonly #publisher: OrderedPublisher;
+  readonly #publisher: Publisher;
   readonly #deadLetters: DeadLetters;
   readonly #capacity: PendingLimit;
   readonly #encoder: RecordEncoder<Prediction>;
@@ -88,7 +88,7 @@ export class ScoringStage {
   constructor(options: {
     batcher: MicroBatcher<Pending>;
     live: LiveModels;
-    publisher: OrderedPublisher;
+    publisher: Publisher;
     deadLetters: DeadLetters;
     capacity: PendingLimit;
     encoder: RecordEncoder<Prediction>;
@@ -511,30 +511,35 @@ export class ScoringStage {
     }
     const handedOver = performance.now();
     this.#metrics.stageSeconds.observe({ stage: 'score' }, (handedOver - started) / 1_000);
-    this.#publisher.publish([{ topic: this.#topic, messages }], () => {
-      this.#metrics.stageSeconds.observe({ stage: 'publish' }, (performance.now() - handedOver) / 1_000);
-      const now = Date.now();
-      const counts = new Map<ModelRunner, Map<string, number>>();
-      for (const { item, runner, route } of published) {
-        item.entry.done = true;
-        this.#metrics.endToEndSeconds.observe((now - item.event.event_time) / 1_000);
-        const byRoute = counts.get(runner) ?? new Map<string, number>();
-        const name = this.#routeName ?? route;
-        byRoute.set(name, (byRoute.get(name) ?? 0) + 1);
-        counts.set(runner, byRoute);
-      }
-      for (const [runner, byRoute] of counts) {
-        for (const [route, rows] of byRoute) {
-          this.#metrics.predictionsPublished.inc(
-            { model: runner.metadata.name, version: runner.metadata.version, route },
-            rows,
-          );
+    const sources = published.map(({ item }) => item.entry);
+    this.#publisher.publish(
+      [{ topic: this.#topic, messages }],
+      () => {
+        this.#metrics.stageSeconds.observe({ stage: 'publish' }, (performance.now() - handedOver) / 1_000);
+        const now = Date.now();
+        const counts = new Map<ModelRunner, Map<string, number>>();
+        for (const { item, runner, route } of published) {
+          item.entry.done = true;
+          this.#metrics.endToEndSeconds.observe((now - item.event.event_time) / 1_000);
+          const byRoute = counts.get(runner) ?? new Map<string, number>();
+          const name = this.#routeName ?? route;
+          byRoute.set(name, (byRoute.get(name) ?? 0) + 1);
+          counts.set(runner, byRoute);
         }
-      }
-      this.#capacity.release(published.length);
-      this.#metrics.pendingEvents.set(this.#capacity.pending);
-      this.#acknowledged();
-    });
+        for (const [runner, byRoute] of counts) {
+          for (const [route, rows] of byRoute) {
+            this.#metrics.predictionsPublished.inc(
+              { model: runner.metadata.name, version: runner.metadata.version, route },
+              rows,
+            );
+          }
+        }
+        this.#capacity.release(published.length);
+        this.#metrics.pendingEvents.set(this.#capacity.pending);
+        this.#acknowledged();
+      },
+      sources,
+    );
     if (shadowHold !== undefined) {
       const work: ShadowWork = {
         hold: shadowHold,

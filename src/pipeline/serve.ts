@@ -9,8 +9,9 @@
  *   OrderedPublisher (kafka/)          both outputs, in order, one request in flight
  *   ShadowScorer (shadow.ts)           scored batches -> shadow versions, best effort
  *
- * Delivery is at-least-once: a record's offset is committed only after its prediction or its dead
- * letter was acknowledged, and never past a record still in flight. Infrastructure trouble stalls
+ * Delivery is at-least-once by default: a record's offset is committed only after its prediction
+ * or its dead letter was acknowledged, and never past a record still in flight. Exactly-once
+ * (TransactionalPublisher) commits outputs and offsets in one transaction instead. Infrastructure trouble stalls
  * the pipeline (PipelineHealth, /readyz) and never turns good events into dead letters.
  */
 import { MicroBatcher } from '../batching/batcher.js';
@@ -27,7 +28,14 @@ import {
 } from '../kafka/group-consumer.js';
 import { KafkaIntake, type ReplayBounds } from '../kafka/intake.js';
 import type { BatchProducer } from '../kafka/producer-thread.js';
-import { MAX_REQUEST_BYTES, OrderedPublisher } from '../kafka/publisher.js';
+import {
+  MAX_REQUEST_BYTES,
+  OrderedPublisher,
+  type Publisher,
+  type PublisherEvents,
+} from '../kafka/publisher.js';
+import type { TransactionalProducer } from '../kafka/platformatic-producer.js';
+import { TransactionalPublisher } from '../kafka/transactional-publisher.js';
 import type { LiveModels, Routing } from '../models/live.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ServeMetrics } from '../telemetry/metrics.js';
@@ -73,6 +81,11 @@ export interface ServeDeps {
   /** Where predictions, dead letters and shadow records are sent (see openProducer). */
   producer: BatchProducer;
   /**
+   * Exactly-once delivery: predictions and dead letters go through this producer's transactions,
+   * with the offsets they complete; `producer` then carries shadow records only (best effort).
+   */
+  transactional?: TransactionalProducer;
+  /**
    * A backfill instead of serving: the requests topic is read over fixed ranges (see ReplayBounds)
    * and every prediction names the route `backfill`.
    */
@@ -85,7 +98,7 @@ export class ServePipeline {
   readonly #log: Logger;
   readonly #capacity: PendingLimit;
   readonly #batcher: MicroBatcher<Pending>;
-  readonly #publisher: OrderedPublisher;
+  readonly #publisher: Publisher;
   readonly #intake: KafkaIntake;
   readonly #consumer: GroupConsumer;
   readonly #decode: DecodeStage;
@@ -118,16 +131,23 @@ export class ServePipeline {
       limitOf(settings.predictionsTopic),
       limitOf(settings.deadLetterTopic),
     );
-    this.#publisher = new OrderedPublisher(
-      deps.producer,
-      log,
-      {
-        stalled: (error, refused) => this.health.stall('publish', error, refused ? 'error' : 'warn'),
-        recovered: () => this.health.recover('publish'),
-        fatal: (error) => this.#fail(error),
-      },
-      requestBytes,
-    );
+    const publishEvents: PublisherEvents = {
+      stalled: (error, refused) => this.health.stall('publish', error, refused ? 'error' : 'warn'),
+      recovered: () => this.health.recover('publish'),
+      fatal: (error) => this.#fail(error),
+    };
+    const transactional = deps.transactional;
+    const transactions =
+      transactional === undefined
+        ? undefined
+        : new TransactionalPublisher({
+            producer: transactional,
+            source: () => this.#intake.transactionSource(),
+            logger: log,
+            events: publishEvents,
+            maxRequestBytes: requestBytes,
+          });
+    this.#publisher = transactions ?? new OrderedPublisher(deps.producer, log, publishEvents, requestBytes);
     const deadLetters = new DeadLetters({
       publisher: this.#publisher,
       capacity: this.#capacity,
@@ -150,9 +170,22 @@ export class ServePipeline {
       groupId: settings.groupId,
       sessionTimeoutMs: settings.sessionTimeoutMs,
       fromBeginning: settings.fromBeginning,
+      exactlyOnce: transactional !== undefined,
     });
     this.#intake = new KafkaIntake({
       consumer: this.#consumer,
+      ...(transactions === undefined
+        ? {}
+        : {
+            transactions: {
+              schedule: () => transactions.flush(),
+              abandon: () => transactions.stop(),
+              close: async () => {
+                transactions.flush();
+                await transactions.idle();
+              },
+            },
+          }),
       settings: { ...settings, topic: settings.requestsTopic },
       capacity: this.#capacity,
       take: this.#decode.take,
@@ -230,6 +263,7 @@ export class ServePipeline {
     const { settings, live } = this.#deps;
     try {
       await this.#deps.producer.connect();
+      await this.#deps.transactional?.connect();
       for (const encoder of this.#encoders) await encoder.prepare();
       this.#scoring.start();
       this.#monitor = setInterval(() => this.#checkContact(), 1_000);
@@ -271,9 +305,11 @@ export class ServePipeline {
       await this.#publisher.idle();
       await this.#shadows.idle();
       await this.#intake.close(this.health.healthy());
-      await this.#deps.producer
-        .disconnect()
-        .catch((error: unknown) => this.#log.warn({ err: error }, 'producer disconnect'));
+      for (const producer of [this.#deps.producer, this.#deps.transactional]) {
+        await producer
+          ?.disconnect()
+          .catch((error: unknown) => this.#log.warn({ err: error }, 'producer disconnect'));
+      }
       this.#log.info('stopped');
     } finally {
       this.#resolveDone(this.health.fatal);

@@ -36,6 +36,24 @@ describe('loadConfig', () => {
     }
   });
 
+  it('takes exactly-once delivery on the platformatic client only', () => {
+    const config = loadConfig({ env: { STREAMSCORE_DELIVERY: 'exactly-once' } });
+    assert.equal(config.delivery, 'exactly-once');
+    assert.equal(loadConfig({ env: {} }).delivery, 'at-least-once');
+    const problems = problemsOf(() =>
+      loadConfig({ env: { STREAMSCORE_DELIVERY: 'exactly-once', STREAMSCORE_KAFKA_CLIENT: 'kafkajs' } }),
+    );
+    assert.equal(problems.length, 1);
+    assert.match(
+      problems[0]!,
+      /STREAMSCORE_DELIVERY: exactly-once needs STREAMSCORE_KAFKA_CLIENT=platformatic/,
+    );
+    assert.match(
+      problemsOf(() => loadConfig({ env: { STREAMSCORE_DELIVERY: 'twice' } }))[0]!,
+      /STREAMSCORE_DELIVERY/,
+    );
+  });
+
   it('reports every problem at once, naming the key and what is allowed', () => {
     const dir = mkdtempSync(join(tmpdir(), 'streamscore-config-'));
     try {
