@@ -16,7 +16,9 @@ const values: (Buffer | null)[] = [];
 
 const consumer = new Kafka({ clientId: 'streamscore-bench-arrivals', brokers, logLevel: logLevel.NOTHING })
   // A short broker wait: an idle fetch returns soon, and one with data returns at once anyway.
-  .consumer({ groupId: group, maxWaitTimeInMs: 100 });
+  // read_committed (kafkajs's default, stated here): a transactional producer's records arrive
+  // when its transaction commits, as a downstream reader sees them, and aborted ones never.
+  .consumer({ groupId: group, maxWaitTimeInMs: 100, readUncommitted: false });
 
 consumer.on(consumer.events.GROUP_JOIN, () => Atomics.store(state, 1, 1));
 

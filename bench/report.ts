@@ -325,13 +325,13 @@ function cpu(use: CpuUse | undefined): string {
   return `${fmt(use.process_cores)}/${fmt(use.machine_busy_cores)}`;
 }
 
-function fmt(value: number | null | undefined): string {
+export function fmt(value: number | null | undefined): string {
   if (value === null || value === undefined || Number.isNaN(value)) return '-';
   return Number.isInteger(value) ? value.toLocaleString('en-US') : String(value);
 }
 
 /** A Markdown table, so the same text pastes into BENCHMARKS.md. */
-function table(header: string[], rows: string[][]): string {
+export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(header), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n');

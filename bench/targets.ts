@@ -44,15 +44,28 @@ export function kafkaClientEnv(client: KafkaClientName): Record<string, string> 
 
 /**
  * Why serve, as built, cannot be run on this client, or undefined when it can: its settings must
- * have STREAMSCORE_KAFKA_CLIENT and allow the client (serve refuses STREAMSCORE_ variables it does
- * not know, so setting it on a serve without it would only fail the case after a join timeout).
+ * have STREAMSCORE_KAFKA_CLIENT and allow the client.
  */
 export function serveClientProblem(client: KafkaClientName): string | undefined {
+  return serveSettingProblem(CLIENT_SETTING, client);
+}
+
+/** serve's setting read from the environment variable `env`, if serve as built has one. */
+export function serveSetting(env: string): OptionSpec | undefined {
   const specs: readonly OptionSpec[] = Object.values(OPTIONS);
-  const spec = specs.find((candidate) => candidate.env === CLIENT_SETTING);
-  if (spec === undefined) return `serve has no ${CLIENT_SETTING} setting yet (src/config/options.ts)`;
-  if (spec.choices !== undefined && !spec.choices.includes(client))
-    return `serve's ${CLIENT_SETTING} takes ${spec.choices.join(', ')}, not ${client}`;
+  return specs.find((candidate) => candidate.env === env);
+}
+
+/**
+ * Why serve, as built, cannot take `env` set to `value`, or undefined when it can. serve refuses
+ * STREAMSCORE_ variables it does not know and values outside a setting's choices, so a setting it
+ * lacks would only fail the case after a join timeout; this says so before anything starts.
+ */
+export function serveSettingProblem(env: string, value: string): string | undefined {
+  const spec = serveSetting(env);
+  if (spec === undefined) return `serve has no ${env} setting yet (src/config/options.ts)`;
+  if (spec.choices !== undefined && !spec.choices.includes(value))
+    return `serve's ${env} takes ${spec.choices.join(', ')}, not ${value}`;
   return undefined;
 }
 
