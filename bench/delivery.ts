@@ -6,13 +6,13 @@
  * at-least-once with the producer on the main thread (where exactly-once's producer runs), and
  * exactly-once. Arrivals are read with read_committed. Writes bench/results/delivery.json.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { drain, paced, type DrainResult, type PacedResult } from './cases.js';
 import { chooseInfrastructure } from './infrastructure.js';
 import { createClients, type CaseTopics } from './kafka.js';
 import { kafkaClientEnv, serveClientProblem, startServe } from './targets.js';
+import { writeJson } from './report.js';
 import { loadWorkload } from './workload.js';
 
 const USAGE = `Usage: npm run bench:delivery -- [options]
@@ -151,9 +151,8 @@ async function main(): Promise<number> {
   }
   say('');
   say(table(report));
-  await mkdir(join('bench', 'results'), { recursive: true });
   const file = join('bench', 'results', values.quick ? 'delivery-quick.json' : 'delivery.json');
-  await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), report }, null, 2)}\n`);
+  await writeJson(file, { at: new Date().toISOString(), report });
   say(`\nwritten: ${file}`);
   return 0;
 }

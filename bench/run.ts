@@ -3,16 +3,14 @@
  * settings, for each model, in one run on one machine and one broker, so every ratio compares
  * numbers taken side by side. Prints the tables and writes the result JSON. See BENCHMARKS.md.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { dirname } from 'node:path';
 import { chooseInfrastructure } from './infrastructure.js';
 import { createClients } from './kafka.js';
 import { describeMachine } from './machine.js';
 import { runModel } from './model-run.js';
 import type { ModelResult } from './summary.js';
 import { USAGE, parsePlan } from './plan.js';
-import { formatReport, type BenchResult } from './report.js';
+import { formatReport, writeJson, type BenchResult } from './report.js';
 
 const METHOD: Record<string, string> = {
   model_ceiling:
@@ -83,14 +81,6 @@ async function main(): Promise<number> {
   } finally {
     infrastructure.stop();
   }
-}
-
-/** Written beside and renamed, so a reader never sees half a file (bench/results/*.tmp is ignored). */
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(temporary, path);
 }
 
 main().then(

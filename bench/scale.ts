@@ -6,9 +6,7 @@
  * prediction, p99 and max end-to-end latency, and repeated predictions. Scenarios alternate, each
  * repeated; the table gives the median and the worst. See BENCHMARKS.md, "Scale events".
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { attempt, type Failed } from './attempt.js';
 import { drain } from './cases.js';
@@ -17,6 +15,7 @@ import { createClients } from './kafka.js';
 import { describeMachine } from './machine.js';
 import { KAFKA_CLIENTS, type KafkaClientName } from './plan.js';
 import { formatScale, summarize, type ScaleResult } from './scale-report.js';
+import { writeJson } from './report.js';
 import {
   AFTER_JOIN_MS,
   LEAD_MS,
@@ -217,14 +216,6 @@ function describe(result: RunResult | Failed): string {
     `steady gap ${s.longest_gap_ms} ms, p99 ${s.p99_ms} ms, max ${s.max_ms} ms; ${events}; ` +
     `${result.missing} never predicted`
   );
-}
-
-/** Written beside and renamed, so a reader never sees half a file (bench/results/*.tmp is ignored). */
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(temporary, path);
 }
 
 main().then(

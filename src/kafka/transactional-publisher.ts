@@ -44,8 +44,6 @@ interface Pending {
 
 interface Send {
   records: Pending[];
-  /** Records not yet committed or dropped. */
-  left: number;
   onAck: () => void;
 }
 
@@ -84,7 +82,7 @@ export class TransactionalPublisher implements Publisher {
   readonly #events: PublisherEvents;
   readonly #maxRequestBytes: number;
   readonly #firstRetryMs: number;
-  readonly #waiting: Send[] = [];
+  #waiting: Send[] = [];
   #sending: Promise<void> | undefined;
   #failing = false;
   /** A transaction was refused for a stale membership and none committed since (said once). */
@@ -127,7 +125,7 @@ export class TransactionalPublisher implements Publisher {
         records.push({ topic, message, source, taken: false });
       }
     }
-    this.#waiting.push({ records, left: records.length, onAck });
+    this.#waiting.push({ records, onAck });
     this.flush();
   }
 
@@ -143,7 +141,7 @@ export class TransactionalPublisher implements Publisher {
 
   stop(): void {
     this.#stopped = true;
-    this.#waiting.length = 0;
+    this.#waiting = [];
     this.#backoff.wake();
   }
 
@@ -201,7 +199,7 @@ export class TransactionalPublisher implements Publisher {
       }
     } catch (error) {
       this.#stopped = true;
-      this.#waiting.length = 0;
+      this.#waiting = [];
       this.#events.fatal(error);
     } finally {
       this.#sending = undefined;
@@ -289,23 +287,13 @@ export class TransactionalPublisher implements Publisher {
 
   /** Marks the round's records done with; sends with nothing left are acknowledged, in order. */
   #apply(round: Round): void {
-    const touched = new Set<Send>();
-    for (const record of [...round.included, ...round.dropped]) record.taken = true;
-    for (const send of this.#waiting) {
-      let left = 0;
-      for (const record of send.records) if (!record.taken) left += 1;
-      if (left !== send.left) touched.add(send);
-      send.left = left;
-    }
-    if (touched.size === 0 && round.commits.length === 0) return;
+    for (const record of round.included) record.taken = true;
+    for (const record of round.dropped) record.taken = true;
     const finished: Send[] = [];
-    for (let i = 0; i < this.#waiting.length;) {
-      const send = this.#waiting[i]!;
-      if (send.left === 0) {
-        finished.push(send);
-        this.#waiting.splice(i, 1);
-      } else i += 1;
-    }
+    const waiting: Send[] = [];
+    for (const send of this.#waiting)
+      (send.records.every((record) => record.taken) ? finished : waiting).push(send);
+    this.#waiting = waiting;
     for (const send of finished) send.onAck();
   }
 }
